@@ -1,0 +1,142 @@
+"""The ``statusbridge`` command line: run, once, check, backfill.
+
+Exit codes: 0 success, 1 a job/check/backfill failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from statusbridge import __version__
+from statusbridge.config import Config, load_config
+from statusbridge.daemon import Daemon
+from statusbridge.exceptions import ConfigError, StatusBridgeError
+from statusbridge.jobs import open_jobs
+from statusbridge.logs import configure_logging
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``90s``, ``15m``, ``6h``, ``7d`` or ``2w`` into seconds."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 6h or 7d")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; ``--config`` and ``--dry-run`` work on every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS keeps a value given before the command from being reset after it.
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="TOML configuration file"
+    )
+    common.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="read from the APIs but write nothing (no Cachet writes, no SignalFx sends)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="statusbridge",
+        description="Pingdom → Cachet and ECS → SignalFx monitoring bridge.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"statusbridge {__version__}")
+    parser.set_defaults(config=None, dry_run=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", parents=[common], help="run the daemon until SIGINT/SIGTERM")
+    commands.add_parser("once", parents=[common], help="run every job once; exit 1 on failure")
+    commands.add_parser(
+        "check", parents=[common], help="validate the config and reach every configured API"
+    )
+    backfill = commands.add_parser(
+        "backfill", parents=[common], help="push past points for one check"
+    )
+    backfill.add_argument("--check", type=int, required=True, help="Pingdom check id")
+    backfill.add_argument(
+        "--since", type=parse_duration, default=parse_duration("24h"), help="e.g. 7d (24h)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``statusbridge`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"statusbridge: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level, json=config.log_json)
+    try:
+        return asyncio.run(_dispatch(config, args))
+    except StatusBridgeError as exc:
+        print(f"statusbridge: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(config: Config, args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return await _run(config, dry_run=args.dry_run)
+    if args.command == "once":
+        return await _once(config, dry_run=args.dry_run)
+    from statusbridge.commands import backfill, check
+
+    if args.command == "check":
+        async with http_client() as http:
+            return await check(config, http)
+    async with http_client() as http:
+        return await backfill(
+            config, http, check_id=args.check, since_s=args.since, dry_run=args.dry_run
+        )
+
+
+@asynccontextmanager
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    """The one outbound HTTP client of the process; per-API timeouts are set per call."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+    headers = {"User-Agent": f"statusbridge/{__version__}"}
+    async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=headers) as client:
+        yield client
+
+
+async def _run(config: Config, *, dry_run: bool) -> int:
+    registry = CollectorRegistry()
+    async with (
+        http_client() as http,
+        open_jobs(config, dry_run=dry_run, http_client=http, registry=registry) as jobs,
+    ):
+        await Daemon(config, jobs, registry=registry).serve()
+    return 0
+
+
+async def _once(config: Config, *, dry_run: bool) -> int:
+    registry = CollectorRegistry()
+    async with (
+        http_client() as http,
+        open_jobs(config, dry_run=dry_run, http_client=http, registry=registry) as jobs,
+    ):
+        daemon = Daemon(config, jobs, registry=registry)
+        try:
+            outcomes = await daemon.run_all_once()
+        finally:
+            await daemon.close_jobs()
+    for name, error in outcomes.items():
+        print(f"{name}: {'ok' if error is None else f'FAILED: {error}'}")
+    if not outcomes:
+        print("no jobs configured")
+    return 1 if any(error is not None for error in outcomes.values()) else 0

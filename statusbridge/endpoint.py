@@ -1,0 +1,94 @@
+"""The daemon's own tiny HTTP endpoint: ``/health`` and ``/metrics``.
+
+A minimal HTTP/1.0 responder on asyncio streams: it needs no framework, installs no
+signal handlers of its own, and binds to 127.0.0.1 unless configured otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = structlog.get_logger("statusbridge.endpoint")
+
+HealthReport = tuple[bool, dict[str, object]]
+_MAX_REQUEST_BYTES = 8192
+
+
+class Endpoint:
+    """Serves ``GET /health`` (200 healthy, 503 not) and ``GET /metrics``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        registry: CollectorRegistry,
+        health: Callable[[], HealthReport],
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._registry = registry
+        self._health = health
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured as 0)."""
+        if self._server is None:
+            return self._port
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        """Bind and start serving in the background."""
+        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        log.info("endpoint_started", host=self._host, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting connections and close the listening socket."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            status, content_type, body = self._respond(head[:_MAX_REQUEST_BYTES])
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            status, content_type, body = HTTPStatus.BAD_REQUEST, "text/plain", b"bad request\n"
+        header = (
+            f"HTTP/1.0 {status.value} {status.phrase}\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        try:
+            writer.write(header.encode("ascii") + body)
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    def _respond(self, head: bytes) -> tuple[HTTPStatus, str, bytes]:
+        parts = head.split(b"\r\n", 1)[0].split(b" ")
+        if len(parts) != 3:
+            return HTTPStatus.BAD_REQUEST, "text/plain", b"bad request\n"
+        method, target = parts[0], parts[1].split(b"?", 1)[0]
+        if method != b"GET":
+            return HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"method not allowed\n"
+        if target == b"/metrics":
+            return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+        if target == b"/health":
+            healthy, details = self._health()
+            status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
+            body = json.dumps({"status": "ok" if healthy else "failing", **details}).encode()
+            return status, "application/json", body + b"\n"
+        return HTTPStatus.NOT_FOUND, "text/plain", b"not found\n"
