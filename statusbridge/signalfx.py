@@ -162,7 +162,12 @@ def partition(datapoints: Sequence[Datapoint]) -> tuple[list[Datapoint], int]:
 
 
 class DatapointSink(Protocol):
-    """Where the forwarding job hands its datapoints: SignalFx, or stdout in a dry run."""
+    """Where the forwarding job hands its datapoints: SignalFx, or stdout in a dry run.
+
+    ``client_errors`` is the running total of failed POSTs the sink learnt about.
+    """
+
+    client_errors: int
 
     def send(self, datapoints: Sequence[Datapoint]) -> int:
         """Validate and hand over ``datapoints``; return how many were handed over."""
@@ -253,6 +258,7 @@ class DryRunSink:
         self._stream = stream
         self.handed_over = 0
         self.rejected = 0
+        self.client_errors = 0
 
     def send(self, datapoints: Sequence[Datapoint]) -> int:
         """Print the valid datapoints; return how many were printed."""

@@ -1,0 +1,257 @@
+"""The ECS → SignalFx forwarding job: scrape each ECS node's /metrics, convert, send.
+
+One :class:`ForwardingJob` covers every ``[[ecs_targets]]`` entry. It runs every
+``interval_s`` (the shortest target interval, 10 s by default); on each run it scrapes
+the targets that are due, concurrently, converts each exposition with that target's
+:class:`~statusbridge.prometheus.HistogramBaseline`, and hands all datapoints of the run
+to the sink in one call. Every scraped target also gets an ``ecs.up`` gauge: 1 when its
+scrape and conversion succeeded, 0 (and its error logged) when not; the other targets
+still go out. A run fails (for the daemon's /health) only when every target failed.
+
+The daemon builds the job through :func:`build_forwarding_job`, the hook
+:mod:`statusbridge.jobs` imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from statusbridge.config import Config, EcsTargetSettings
+from statusbridge.exceptions import ApiError, StatusBridgeError
+from statusbridge.prometheus import HistogramBaseline, InvalidExpositionError
+from statusbridge.signalfx import (
+    Datapoint,
+    DatapointSink,
+    DryRunSink,
+    MetricType,
+    SignalFxSink,
+)
+
+__all__ = [
+    "UP_METRIC",
+    "EcsScrapeError",
+    "ForwardingError",
+    "ForwardingJob",
+    "Target",
+    "build_forwarding_job",
+    "scrape",
+]
+
+UP_METRIC = "ecs.up"
+# The text format prometheus-client's parser reads; without it ECS may answer OpenMetrics.
+_ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
+_DEFAULT_SCRAPE_TIMEOUT_S = 5.0
+
+_log = structlog.get_logger(__name__)
+
+
+class EcsScrapeError(ApiError):
+    """An ECS node's /metrics answered with an error or could not be reached."""
+
+    service = "ECS"
+
+
+class ForwardingError(StatusBridgeError):
+    """No configured ECS target could be scraped in this run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One ECS node to scrape: its /metrics URL, its ``node`` dimension, its interval."""
+
+    url: str
+    node: str
+    interval_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: EcsTargetSettings) -> Target:
+        """Build a target; ``node`` is the configured name or the URL's ``host:port``."""
+        return cls(settings.url, settings.name or node_name(settings.url), settings.interval_s)
+
+
+def node_name(url: str) -> str:
+    """The ``host:port`` of ``url`` (port left out when the URL has none)."""
+    parsed = httpx.URL(url)
+    return f"{parsed.host}:{parsed.port}" if parsed.port is not None else parsed.host
+
+
+async def scrape(client: httpx.AsyncClient, url: str, *, timeout_s: float) -> str:
+    """GET ``url`` and return the exposition text; raise :class:`EcsScrapeError` otherwise."""
+    try:
+        response = await client.get(url, headers={"Accept": _ACCEPT}, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise EcsScrapeError(None, f"{url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code != httpx.codes.OK:
+        raise EcsScrapeError(response.status_code, f"{url}: {response.text[:200]}")
+    return response.text
+
+
+class _Metrics:
+    """The job's own counters in the daemon's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.scrapes = Counter(
+            "statusbridge_forwarding_scrapes",
+            "ECS /metrics scrapes by node and outcome.",
+            ["node", "outcome"],
+            registry=registry,
+        )
+        self.datapoints = Counter(
+            "statusbridge_forwarding_datapoints",
+            "Datapoints handed to the SignalFx client (or printed), or rejected by validation.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.client_errors = Counter(
+            "statusbridge_signalfx_client_errors",
+            "POSTs the signalfx client's send thread reported as failed (batch dropped).",
+            registry=registry,
+        )
+
+
+class ForwardingJob:
+    """Scrapes ECS targets and forwards their metrics to a :class:`DatapointSink`.
+
+    ``http_client`` is used as given and closed only when ``owns_http_client``; ``sink``
+    is closed by :meth:`aclose`. ``clock`` gives the datapoints' wall time and
+    ``monotonic`` decides which targets are due; both are injectable for tests.
+    """
+
+    name = "forwarding"
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        *,
+        http_client: httpx.AsyncClient,
+        sink: DatapointSink,
+        dimensions: Mapping[str, str] | None = None,
+        interval_s: float | None = None,
+        scrape_timeout_s: float = _DEFAULT_SCRAPE_TIMEOUT_S,
+        registry: CollectorRegistry | None = None,
+        owns_http_client: bool = False,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not targets:
+            raise ValueError("a forwarding job needs at least one target")
+        self.targets = tuple(targets)
+        self.interval_s = interval_s or min(target.interval_s for target in self.targets)
+        self.sink = sink
+        self._http = http_client
+        self._owns_http = owns_http_client
+        self._static = dict(dimensions or {})
+        self._scrape_timeout_s = min(scrape_timeout_s, self.interval_s)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._baselines = {target: HistogramBaseline() for target in self.targets}
+        self._last_scrape: dict[Target, float] = {}
+        self._metrics = _Metrics(registry) if registry is not None else None
+        self._client_errors_seen = 0
+
+    async def run_once(self) -> None:
+        """Scrape the due targets, convert, and send everything in one hand-over."""
+        now = self._monotonic()
+        due = [target for target in self.targets if self._is_due(target, now)]
+        if not due:
+            return
+        for target in due:
+            self._last_scrape[target] = now
+        results = await asyncio.gather(*(self._collect(target) for target in due))
+        datapoints = [datapoint for points, _ in results for datapoint in points]
+        handed_over = self.sink.send(datapoints)
+        self._count(handed_over, len(datapoints) - handed_over)
+        failed = [target.node for (_, ok), target in zip(results, due, strict=True) if not ok]
+        if len(failed) == len(due):
+            raise ForwardingError(f"no ECS target could be scraped: {', '.join(failed)}")
+
+    async def aclose(self) -> None:
+        """Flush and stop the sink (its ``stop()`` joins a thread, so off the loop)."""
+        try:
+            await asyncio.to_thread(self.sink.close)
+        finally:
+            if self._owns_http:
+                await self._http.aclose()
+
+    def _is_due(self, target: Target, now: float) -> bool:
+        last = self._last_scrape.get(target)
+        # Half a job interval of slack, so scheduler jitter never skips a whole period.
+        return last is None or now - last >= target.interval_s - self.interval_s / 2
+
+    async def _collect(self, target: Target) -> tuple[list[Datapoint], bool]:
+        extra = {**self._static, "node": target.node}
+        try:
+            text = await scrape(self._http, target.url, timeout_s=self._scrape_timeout_s)
+            timestamp_ms = int(self._clock() * 1000)
+            points = self._baselines[target].convert(
+                text, timestamp_ms=timestamp_ms, dimensions=extra
+            )
+        except (EcsScrapeError, InvalidExpositionError) as exc:
+            _log.warning("forwarding.target_down", node=target.node, url=target.url, error=str(exc))
+            self._count_scrape(target, "failure")
+            return [self._up(0, extra)], False
+        self._count_scrape(target, "success")
+        _log.debug("forwarding.scraped", node=target.node, datapoints=len(points))
+        return [*points, self._up(1, extra, timestamp_ms)], True
+
+    def _up(
+        self, value: int, extra: Mapping[str, str], timestamp_ms: int | None = None
+    ) -> Datapoint:
+        when = timestamp_ms if timestamp_ms is not None else int(self._clock() * 1000)
+        return Datapoint(UP_METRIC, MetricType.GAUGE, value, when, dict(extra))
+
+    def _count_scrape(self, target: Target, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.scrapes.labels(target.node, outcome).inc()
+
+    def _count(self, handed_over: int, rejected: int) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.datapoints.labels("handed_over").inc(handed_over)
+        self._metrics.datapoints.labels("rejected").inc(rejected)
+        errors = self.sink.client_errors
+        self._metrics.client_errors.inc(max(0, errors - self._client_errors_seen))
+        self._client_errors_seen = errors
+
+
+def build_sink(config: Config, *, dry_run: bool) -> DatapointSink:
+    """A :class:`DryRunSink` when asked to or without a token, else a :class:`SignalFxSink`."""
+    settings = config.signalfx
+    if dry_run or settings.token is None:
+        if not dry_run:
+            _log.warning("forwarding.dry_run", reason="no [signalfx] token configured")
+        return DryRunSink()
+    return SignalFxSink(token=settings.token, ingest_endpoint=settings.ingest_endpoint)
+
+
+def build_forwarding_job(
+    config: Config,
+    *,
+    dry_run: bool,
+    http_client: httpx.AsyncClient | None = None,
+    registry: CollectorRegistry | None = None,
+) -> ForwardingJob | None:
+    """The forwarding job for ``config.ecs_targets``, or ``None`` when there are none.
+
+    Static dimensions come from ``[signalfx] dimensions``. Without ``http_client`` the job
+    makes its own and closes it in ``aclose()``.
+    """
+    if not config.ecs_targets:
+        return None
+    owns = http_client is None
+    client = http_client if http_client is not None else httpx.AsyncClient()
+    return ForwardingJob(
+        [Target.from_settings(settings) for settings in config.ecs_targets],
+        http_client=client,
+        sink=build_sink(config, dry_run=dry_run),
+        dimensions=config.signalfx.dimensions,
+        registry=registry,
+        owns_http_client=owns,
+    )
