@@ -1,0 +1,72 @@
+"""``create_app(settings)``: the FastAPI application, its middleware and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from ecs import API_VERSION, __version__
+from ecs.config import Settings
+from ecs.errors import install_error_handlers
+from ecs.middleware import BodyGuardMiddleware, CorrelationMiddleware
+from ecs.routes import router
+from ecs.runtime import build_runtime
+from ecs.task_request import TaskRequest
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = None) -> FastAPI:
+    """Build ECS for ``settings``; ``engine_http`` replaces the engine connection in tests."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings, engine_http)
+        app.state.runtime = runtime
+        try:
+            api_version = await runtime.docker.negotiate()
+            log.info("engine_connected", docker_host=settings.docker_host, api=api_version)
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = FastAPI(
+        title="ECS — Ephemeral Container Service",
+        version=__version__,
+        summary="Runs one Docker container per request and answers its exit code and output.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.body_cap_bytes)
+    app.add_middleware(CorrelationMiddleware)  # added last: outermost
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document plus the task request schema the tasks route reads by hand."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+        description=f"API version {API_VERSION}. Every error answers the ErrorBody shape.",
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    task_schema = TaskRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(task_schema.pop("$defs", {}))
+    schemas["TaskRequest"] = task_schema
+    app.openapi_schema = document
+    return document

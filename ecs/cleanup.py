@@ -1,0 +1,49 @@
+"""Removing task containers after the response, without making the client wait."""
+
+from __future__ import annotations
+
+import asyncio
+
+import stamina
+import structlog
+
+from ecs.docker import DockerClient
+from ecs.exceptions import EngineApiError, EngineUnreachable
+
+log = structlog.get_logger(__name__)
+
+
+class ContainerRemover:
+    """Removes containers in the background and can wait until every removal is done."""
+
+    def __init__(self, docker: DockerClient) -> None:
+        self._docker = docker
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def remove_later(self, container_id: str) -> None:
+        """Schedule a forced removal; safe to call from a cancelled task's ``finally``."""
+        removal = asyncio.get_running_loop().create_task(self._remove(container_id))
+        self._pending.add(removal)
+        removal.add_done_callback(self._pending.discard)
+
+    @property
+    def pending(self) -> int:
+        """Removals not finished yet."""
+        return len(self._pending)
+
+    async def drain(self) -> None:
+        """Wait for every scheduled removal (used at shutdown and by tests)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _remove(self, container_id: str) -> None:
+        try:
+            await self._remove_with_retries(container_id)
+        except Exception as exc:  # the janitor reaps what is left; never crash here
+            log.warning("container_remove_failed", container=container_id[:12], error=str(exc))
+        else:
+            log.debug("container_removed", container=container_id[:12])
+
+    @stamina.retry(on=(EngineUnreachable, EngineApiError), attempts=4, timeout=30.0)
+    async def _remove_with_retries(self, container_id: str) -> None:
+        await self._docker.remove(container_id)

@@ -1,0 +1,158 @@
+"""ECS settings: defaults in plain sight, then an optional TOML file, then ``ECS_*`` variables.
+
+Settings are built once in ``main()`` and passed down; nothing reads them at import.
+A bad value stops start-up with a message that names the key (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ecs.exceptions import EcsError
+
+
+class PullPolicy(StrEnum):
+    """When to pull an image before running it."""
+
+    DEFAULT = "default"  # Kubernetes: ":latest" always, anything else if not present
+    ALWAYS = "always"
+    IF_NOT_PRESENT = "if-not-present"
+    NEVER = "never"
+
+
+class RegistryCredentials(BaseModel):
+    """Credentials for one registry host, used when a request brings none."""
+
+    username: str
+    password: SecretStr
+    email: str | None = None
+
+
+class LimitSettings(BaseModel):
+    """Default and maximum resource limits of a task container."""
+
+    default_memory_mb: int = Field(256, gt=0)
+    max_memory_mb: int = Field(2048, gt=0)
+    default_cpus: float = Field(1.0, gt=0)
+    max_cpus: float = Field(2.0, gt=0)
+    default_pids: int = Field(256, gt=0)
+    max_pids: int = Field(4096, gt=0)
+
+    @model_validator(mode="after")
+    def _defaults_within_maxima(self) -> Self:
+        for name in ("memory_mb", "cpus", "pids"):
+            if getattr(self, f"default_{name}") > getattr(self, f"max_{name}"):
+                raise ValueError(f"default_{name} must not exceed max_{name}")
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything ECS can be told; see docs/configuration.md for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ECS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8448, ge=0, le=65535)
+    instance_id: str = Field(
+        default_factory=lambda: os.uname().nodename,
+        description="names this ECS in container labels; the janitor only reaps its own",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+    )
+    docker_host: str = "unix:///var/run/docker.sock"
+    engine_connect_timeout_s: float = Field(3.0, gt=0)
+    engine_call_timeout_s: float = Field(30.0, gt=0)
+    pull_timeout_s: float = Field(300.0, gt=0)
+
+    default_timeout_s: float = Field(60.0, gt=0)
+    max_timeout_s: float = Field(600.0, gt=0)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    output_cap_bytes: int = Field(1024 * 1024, gt=0)
+    body_cap_bytes: int = Field(64 * 1024, gt=0)
+
+    max_concurrent_tasks: int = Field(4, gt=0)
+    max_queued_tasks: int = Field(32, ge=0)
+    overload_retry_after_s: int = Field(2, gt=0)
+
+    pull_policy: PullPolicy = PullPolicy.DEFAULT
+    registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
+
+    read_only_rootfs: bool = False
+    log_driver: str = "json-file"
+    log_options: dict[str, str] = Field(default_factory=dict)
+
+    log_level: str = Field("info", pattern=r"^(?i:debug|info|warning|error|critical)$")
+    log_format: str = Field("auto", pattern=r"^(auto|json|console)$")
+
+    @model_validator(mode="after")
+    def _timeouts_consistent(self) -> Self:
+        if self.default_timeout_s > self.max_timeout_s:
+            raise ValueError("default_timeout_s must not exceed max_timeout_s")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file (model_config["toml_file"], set by load_settings) ranks below
+        # the environment, so one variable can override a deployed file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+class ConfigError(EcsError):
+    """The configuration cannot be used; the message names the bad key."""
+
+    code = "config_error"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, ``config_file`` (TOML), ``ECS_*`` and ``overrides``."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    settings_class: type[Settings] = Settings
+    if config_file is not None:
+        settings_class = type(
+            "FileSettings",
+            (Settings,),
+            {
+                "model_config": SettingsConfigDict(
+                    **{**Settings.model_config, "toml_file": config_file}
+                )
+            },
+        )
+    try:
+        return settings_class(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from exc
+    except ValueError as exc:  # a TOML syntax error surfaces as ValueError
+        raise ConfigError(f"config file {config_file}: {exc}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad key, named as in the TOML file, with its ECS_ variable."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        env = "ECS_" + "__".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{key} (env {env}): {error['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

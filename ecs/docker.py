@@ -1,0 +1,271 @@
+"""An async Docker Engine client over httpx: the calls ECS makes, and nothing else.
+
+The transport is injected, so production hands in the unix socket and tests could hand
+in anything httpx accepts. The API version is negotiated with the engine: ECS speaks
+1.41 at most (Engine 20.10) and needs at least 1.25 (``Init``, ``NanoCpus``).
+httpx errors and engine error statuses become ``ecs.exceptions`` errors here, and only
+here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from ecs.exceptions import (
+    EngineApiError,
+    EngineConflict,
+    EngineError,
+    EngineNotFound,
+    EngineUnauthorized,
+    EngineUnreachable,
+)
+
+MAX_API_VERSION = (1, 41)
+MIN_API_VERSION = (1, 25)
+
+JsonObject = dict[str, Any]
+
+
+def parse_api_version(text: str) -> tuple[int, int]:
+    """``"1.41"`` → ``(1, 41)``; raise ValueError for anything else."""
+    major, _, minor = text.partition(".")
+    return int(major), int(minor)
+
+
+def format_api_version(version: tuple[int, int]) -> str:
+    """``(1, 41)`` → ``"1.41"``."""
+    return f"{version[0]}.{version[1]}"
+
+
+def engine_http_client(
+    docker_host: str, *, connect_timeout_s: float, call_timeout_s: float
+) -> httpx.AsyncClient:
+    """Build the one httpx client that talks to the engine at ``docker_host``.
+
+    ``unix:///path`` uses the socket; ``tcp://host:port`` and ``http://host:port`` use TCP.
+    """
+    timeout = httpx.Timeout(call_timeout_s, connect=connect_timeout_s)
+    # Every running task holds one connection while it waits, so the pool is generous.
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    parts = urlsplit(docker_host)
+    if parts.scheme == "unix":
+        transport = httpx.AsyncHTTPTransport(uds=parts.path, limits=limits)
+        return httpx.AsyncClient(transport=transport, base_url="http://docker", timeout=timeout)
+    if parts.scheme in ("tcp", "http"):
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+        return httpx.AsyncClient(
+            transport=transport, base_url=f"http://{parts.netloc}", timeout=timeout
+        )
+    raise ValueError(f"docker_host {docker_host!r} must start with unix://, tcp:// or http://")
+
+
+class DockerClient:
+    """The engine calls of the task pipeline, the janitor and the health check."""
+
+    def __init__(self, http: httpx.AsyncClient, *, pull_timeout_s: float = 300.0) -> None:
+        self._http = http
+        self._pull_timeout_s = pull_timeout_s
+        self._prefix: str | None = None
+        self._negotiate_lock = asyncio.Lock()
+
+    @property
+    def api_version(self) -> str | None:
+        """The negotiated API version, once known."""
+        return self._prefix[2:] if self._prefix else None
+
+    async def version(self) -> JsonObject:
+        """``GET /version`` without a version prefix, so any engine answers."""
+        info: JsonObject = await self._json("GET", "/version", versioned=False)
+        return info
+
+    async def negotiate(self) -> str:
+        """Agree on an API version with the engine and return it."""
+        async with self._negotiate_lock:
+            info = await self.version()
+            engine = parse_api_version(str(info.get("ApiVersion", "0.0")))
+            if engine < MIN_API_VERSION:
+                raise EngineApiError(
+                    f"engine API version {format_api_version(engine)} is older than the "
+                    f"{format_api_version(MIN_API_VERSION)} ECS needs"
+                )
+            chosen = format_api_version(min(engine, MAX_API_VERSION))
+            self._prefix = f"/v{chosen}"
+            return chosen
+
+    async def image_exists(self, reference: str) -> bool:
+        """True if the engine has ``reference`` locally."""
+        try:
+            await self._json("GET", f"/images/{quote(reference, safe='/:@')}/json")
+        except EngineNotFound:
+            return False
+        return True
+
+    async def pull(self, repository: str, tag: str, registry_auth: str | None) -> None:
+        """Pull ``repository:tag``; raise on an error status or an error line in the stream."""
+        headers = {"X-Registry-Auth": registry_auth} if registry_auth else {}
+        params = {"fromImage": repository, "tag": tag}
+        async with self._stream(
+            "POST", "/images/create", params=params, headers=headers, timeout=self._pull_timeout_s
+        ) as response:
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and event.get("error"):
+                    # An error after streaming began comes inside a 200 answer.
+                    raise EngineApiError(str(event["error"]), engine_status=response.status_code)
+
+    async def create_container(self, name: str, config: JsonObject) -> str:
+        """Create a container and return its id."""
+        created = await self._json("POST", "/containers/create", params={"name": name}, body=config)
+        return str(created["Id"])
+
+    async def start(self, container_id: str) -> None:
+        """Start a created container."""
+        await self._call("POST", f"/containers/{container_id}/start")
+
+    async def wait(self, container_id: str) -> int:
+        """Block until the container stops and return its exit status.
+
+        The caller bounds the wait (the task's timeout); no HTTP timeout applies here.
+        """
+        answer = await self._json(
+            "POST",
+            f"/containers/{container_id}/wait",
+            params={"condition": "not-running"},
+            timeout=httpx.Timeout(None, connect=self._http.timeout.connect),
+        )
+        return int(answer.get("StatusCode", -1))
+
+    async def kill(self, container_id: str) -> None:
+        """SIGKILL the container; a container that already stopped is fine."""
+        with contextlib.suppress(EngineConflict):  # conflict: not running any more
+            await self._call("POST", f"/containers/{container_id}/kill")
+
+    async def inspect(self, container_id: str) -> JsonObject:
+        """``GET /containers/{id}/json``."""
+        info: JsonObject = await self._json("GET", f"/containers/{container_id}/json")
+        return info
+
+    @asynccontextmanager
+    async def logs(self, container_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Both output streams in one multiplexed request, as an async byte iterator."""
+        params = {"stdout": "1", "stderr": "1", "follow": "0"}
+        async with self._stream(
+            "GET", f"/containers/{container_id}/logs", params=params
+        ) as response:
+            yield response.aiter_bytes()
+
+    async def remove(self, container_id: str) -> None:
+        """Force-remove a container and its anonymous volumes; already gone is fine."""
+        try:
+            await self._call(
+                "DELETE", f"/containers/{container_id}", params={"force": "1", "v": "1"}
+            )
+        except EngineNotFound:
+            pass
+        except EngineConflict as exc:
+            if "already in progress" not in exc.message:
+                raise
+
+    async def list_containers(self, labels: Mapping[str, str | None]) -> list[JsonObject]:
+        """All containers, running or not, that carry every label (``None``: any value)."""
+        wanted = [key if value is None else f"{key}={value}" for key, value in labels.items()]
+        found = await self._json(
+            "GET",
+            "/containers/json",
+            params={"all": "1", "filters": json.dumps({"label": wanted})},
+        )
+        return list(found) if isinstance(found, list) else []
+
+    # -- transport seam --------------------------------------------------------------
+
+    async def _path(self, path: str, versioned: bool) -> str:
+        if not versioned:
+            return path
+        if self._prefix is None:
+            await self.negotiate()
+        return f"{self._prefix}{path}"
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: JsonObject | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        versioned: bool = True,
+    ) -> httpx.Response:
+        url = await self._path(path, versioned)
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            response = await self._http.request(method, url, params=params, json=body, **extra)
+        except httpx.TimeoutException as exc:
+            raise EngineUnreachable(f"engine did not answer {method} {path} in time") from exc
+        except httpx.TransportError as exc:
+            raise EngineUnreachable(f"engine unreachable: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error_for(response.status_code, _engine_message(response.content), method, path)
+        return response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._call(method, path, **kwargs)
+        return response.json() if response.content else {}
+
+    @asynccontextmanager
+    async def _stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        url = await self._path(path, True)
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            async with self._http.stream(
+                method, url, params=params, headers=headers, **extra
+            ) as response:
+                if response.status_code >= 400:
+                    content = await response.aread()
+                    raise _error_for(response.status_code, _engine_message(content), method, path)
+                yield response
+        except httpx.TimeoutException as exc:
+            raise EngineUnreachable(f"engine did not answer {method} {path} in time") from exc
+        except httpx.TransportError as exc:
+            raise EngineUnreachable(f"engine unreachable: {exc}") from exc
+
+
+def _engine_message(content: bytes) -> str:
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace").strip()
+    if isinstance(answer, dict) and "message" in answer:
+        return str(answer["message"])
+    return content.decode("utf-8", "replace").strip()
+
+
+def _error_for(status: int, message: str, method: str, path: str) -> EngineError:
+    text = message or f"engine answered {status} to {method} {path}"
+    if status == 404:
+        return EngineNotFound(text, engine_status=status)
+    if status == 409:
+        return EngineConflict(text, engine_status=status)
+    if status in (401, 403):
+        return EngineUnauthorized(text, engine_status=status)
+    return EngineApiError(text, engine_status=status)

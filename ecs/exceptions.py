@@ -1,0 +1,153 @@
+"""ECS's one exception tree.
+
+    EcsError                       base; carries the HTTP status and a snake_case code
+    ├── RequestRejected            the request cannot be served as asked (4xx)
+    │   ├── InvalidRequest         400, with one or more field problems
+    │   ├── ImageNotAllowed        403, the image allowlist refused the reference
+    │   ├── RegistryUnauthorized   403, the registry refused (or required) credentials
+    │   └── ImageNotFound          404, the registry or the engine has no such image
+    ├── Overloaded                 503, every task slot and queue place is taken
+    ├── RegistryUnreachable        503, the engine could not reach the image registry
+    └── EngineError                the Docker Engine failed a call
+        ├── EngineUnreachable      503, the socket does not answer
+        ├── EngineNotFound         404 from the engine (container or image gone)
+        ├── EngineConflict         409 from the engine
+        ├── EngineUnauthorized     401/403 from the engine
+        └── EngineApiError         any other engine error status (500 to clients)
+
+httpx errors become EngineError subclasses in one place (``ecs.docker``), and EcsError
+becomes an HTTP response in one place (``ecs.errors``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One problem with a request field, as listed in a 400 body."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class EcsError(Exception):
+    """Base of every error ECS raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+    retry_after_s: int | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def problems(self) -> list[FieldProblem]:
+        """Return the problems to list in the error body."""
+        return [FieldProblem(self.code, self.message)]
+
+
+class RequestRejected(EcsError):
+    """The request cannot be served as asked."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidRequest(RequestRejected):
+    """The request body breaks one or more rules."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self._problems = problems
+
+    def problems(self) -> list[FieldProblem]:
+        return list(self._problems)
+
+
+class ImageNotAllowed(RequestRejected):
+    """The image allowlist does not cover this reference."""
+
+    status = 403
+    code = "image_not_allowed"
+
+
+class RegistryUnauthorized(RequestRejected):
+    """The registry refused the credentials or needs some."""
+
+    status = 403
+    code = "registry_unauthorized"
+
+
+class ImageNotFound(RequestRejected):
+    """The image does not exist in its registry or in the engine."""
+
+    status = 404
+    code = "image_not_found"
+
+
+class Overloaded(EcsError):
+    """All task slots and the queue are full."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RegistryUnreachable(EcsError):
+    """The engine could not reach the image registry."""
+
+    status = 503
+    code = "registry_unreachable"
+    retry_after_s = 5
+
+
+class EngineError(EcsError):
+    """The Docker Engine failed a call."""
+
+    status = 500
+    code = "engine_error"
+
+    def __init__(self, message: str, *, engine_status: int | None = None) -> None:
+        super().__init__(message)
+        self.engine_status = engine_status
+
+
+class EngineUnreachable(EngineError):
+    """The engine's socket does not answer."""
+
+    status = 503
+    code = "engine_unreachable"
+    retry_after_s = 5
+
+
+class EngineNotFound(EngineError):
+    """The engine has no such object."""
+
+    code = "engine_not_found"
+
+
+class EngineConflict(EngineError):
+    """The engine refused because of the object's state."""
+
+    code = "engine_conflict"
+
+
+class EngineUnauthorized(EngineError):
+    """The engine refused the call's credentials."""
+
+    code = "engine_unauthorized"
+
+
+class EngineApiError(EngineError):
+    """Any other engine error status."""
+
+    code = "engine_error"

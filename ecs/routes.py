@@ -1,0 +1,108 @@
+"""HTTP endpoints: a few lines each around a use case in ``ecs.runtime`` / ``ecs.health``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from ecs import API_VERSION, __version__
+from ecs.disconnect import ClientDisconnected, until_disconnect
+from ecs.errors import error_responses
+from ecs.exceptions import FieldProblem, InvalidRequest
+from ecs.health import check_health, parse_quick
+from ecs.runtime import Runtime
+from ecs.schemas import HealthResponse, NoopResponse, TaskResult, VersionResponse
+from ecs.task_request import TaskRequest
+
+router = APIRouter(prefix=f"/{API_VERSION}")
+
+# Tells the client which ``status`` a hung-up request is logged with (nginx's 499).
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _self_link(request: Request) -> dict[str, Any]:
+    return {"self": {"href": str(request.url)}}
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        problem = FieldProblem("invalid_json", f"request body is not valid JSON: {exc}")
+        raise InvalidRequest([problem]) from exc
+
+
+@router.post(
+    "/tasks",
+    status_code=201,
+    response_model=TaskResult,
+    summary="Run a task",
+    responses=error_responses(400, 401, 403, 404, 413, 415, 429, 500, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/TaskRequest"}}
+            },
+        }
+    },
+)
+@router.post("/tasks/", status_code=201, include_in_schema=False)
+async def create_task(request: Request) -> Response:
+    """Run one container to completion and answer its exit code, stdout and stderr."""
+    body = await _json_body(request)
+    log_fields = request.scope["state"].setdefault("log_fields", {})
+    try:
+        result = await until_disconnect(request, _runtime(request).run_task(body, log_fields))
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    return JSONResponse(result.model_dump(), status_code=201)
+
+
+@router.get("/_noop", response_model=NoopResponse, summary="Round trip only")
+async def noop(request: Request, response: Response) -> dict[str, Any]:
+    """Answer at once; the time it takes is the cost of reaching ECS."""
+    response.headers["Location"] = str(request.url)
+    return {"links": _self_link(request)}
+
+
+@router.get("/_version", response_model=VersionResponse, summary="ECS version")
+async def version(request: Request, response: Response) -> dict[str, Any]:
+    """The version of ECS serving this request."""
+    response.headers["Location"] = str(request.url)
+    return {"version": __version__, "links": _self_link(request)}
+
+
+@router.get(
+    "/_health",
+    response_model=HealthResponse,
+    response_model_exclude_none=True,
+    summary="Health",
+    responses={503: {"model": HealthResponse, "description": "red"}, **error_responses(400)},
+)
+async def health(request: Request, quick: str | None = None) -> JSONResponse:
+    """Quick (default) checks nothing external; ``quick=false`` checks the engine."""
+    is_quick = parse_quick(quick)
+    if is_quick is None:
+        problem = FieldProblem("invalid_quick", f"quick must be a boolean, not {quick!r}", "quick")
+        raise InvalidRequest([problem])
+    report = await check_health(_runtime(request).docker, quick=is_quick)
+    body: dict[str, Any] = {"status": "green" if report.green else "red"}
+    if report.details is not None:
+        body["details"] = report.details
+    body["links"] = _self_link(request)
+    return JSONResponse(
+        body, status_code=200 if report.green else 503, headers={"Location": str(request.url)}
+    )
+
+
+__all__ = ["TaskRequest", "router"]

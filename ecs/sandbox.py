@@ -1,0 +1,84 @@
+"""The container a task runs in: its configuration and the security defaults, as data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+LABEL_MANAGED = "io.ecs.managed"
+LABEL_INSTANCE = "io.ecs.instance"
+LABEL_TASK = "io.ecs.task"
+LABEL_DEADLINE = "io.ecs.deadline"
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ContainerPolicy:
+    """What every task container gets, whatever the request says."""
+
+    read_only_rootfs: bool = False
+    log_driver: str = "json-file"
+    log_options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerRequest:
+    """What one task asks for, already checked against the server's maxima."""
+
+    image: str
+    cmd: list[str]
+    env: Mapping[str, str]
+    memory_mb: int
+    cpus: float
+    pids: int
+
+
+def container_labels(instance_id: str, task_id: str, deadline_epoch_s: int) -> dict[str, str]:
+    """Labels that let the janitor find a task container and decide it is overdue."""
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_INSTANCE: instance_id,
+        LABEL_TASK: task_id,
+        LABEL_DEADLINE: str(deadline_epoch_s),
+    }
+
+
+def container_config(
+    request: ContainerRequest, policy: ContainerPolicy, labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """The ``POST /containers/create`` body: no network, no capabilities, hard limits."""
+    memory = request.memory_mb * _MIB
+    host_config: dict[str, Any] = {
+        "NetworkMode": "none",
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges"],
+        "Privileged": False,
+        "Binds": [],
+        "Mounts": [],
+        "Memory": memory,
+        "MemorySwap": memory,  # equal to Memory: no swap on top of the limit
+        "NanoCpus": int(request.cpus * 1_000_000_000),
+        "PidsLimit": request.pids,
+        "Init": True,
+        "ReadonlyRootfs": policy.read_only_rootfs,
+        "LogConfig": {"Type": policy.log_driver, "Config": dict(policy.log_options)},
+        "AutoRemove": False,  # ECS reads the logs first, then removes
+        "RestartPolicy": {"Name": "no"},
+    }
+    if policy.read_only_rootfs:
+        host_config["Tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=64m"}  # noqa: S108
+    return {
+        "Image": request.image,
+        "Cmd": list(request.cmd),
+        "Env": [f"{key}={value}" for key, value in request.env.items()],
+        "Labels": dict(labels),
+        "Tty": False,
+        "OpenStdin": False,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "NetworkDisabled": True,
+        "HostConfig": host_config,
+    }

@@ -1,0 +1,202 @@
+"""The task pipeline: pull → create → start → wait (kill at the timeout) → logs → inspect.
+
+The container is removed after the answer is ready, in the background, and on every
+path after create — failure and cancellation (a client hanging up) included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from ecs.cleanup import ContainerRemover
+from ecs.demux import LogDemuxer
+from ecs.docker import DockerClient
+from ecs.exceptions import EngineNotFound, ImageNotFound
+from ecs.imageref import ImageReference
+from ecs.pulls import ImagePuller
+from ecs.registry_auth import Credentials
+from ecs.sandbox import ContainerPolicy, ContainerRequest, container_config, container_labels
+
+log = structlog.get_logger(__name__)
+
+KILLED_EXIT_CODE = 137
+# After a kill the engine needs a moment to report the container stopped.
+_KILL_GRACE_S = 10.0
+
+StageObserver = Callable[[str, float], None]
+
+
+def _ignore_stage(stage: str, seconds: float) -> None:
+    """Default observer: stage timings go nowhere."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task, validated and with every default filled in."""
+
+    image: ImageReference
+    cmd: list[str]
+    env: Mapping[str, str]
+    timeout_s: float
+    memory_mb: int
+    cpus: float
+    pids: int
+    credentials: Credentials | None = None
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What the container did."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    oom_killed: bool
+    stdout_truncated: bool
+    stderr_truncated: bool
+    duration_ms: int
+
+
+def new_task_id() -> str:
+    """A random id naming the task's container and its log lines."""
+    return uuid.uuid4().hex
+
+
+class TaskRunner:
+    """Runs one task at a time per call; share one instance across requests."""
+
+    def __init__(
+        self,
+        docker: DockerClient,
+        puller: ImagePuller,
+        remover: ContainerRemover,
+        policy: ContainerPolicy,
+        *,
+        instance_id: str,
+        output_cap_bytes: int,
+        on_stage: StageObserver = _ignore_stage,
+    ) -> None:
+        self._docker = docker
+        self._puller = puller
+        self._remover = remover
+        self._policy = policy
+        self._instance_id = instance_id
+        self._output_cap = output_cap_bytes
+        self._on_stage = on_stage
+
+    async def run(self, spec: TaskSpec, task_id: str) -> TaskOutcome:
+        """Run ``spec`` to completion and return its outcome."""
+        with self._stage("pull"):
+            await self._puller.ensure_present(spec.image, spec.credentials)
+        with self._stage("create"):
+            container_id = await self._create(spec, task_id)
+        try:
+            return await self._run_created(container_id, spec)
+        finally:
+            self._remover.remove_later(container_id)
+
+    async def _create(self, spec: TaskSpec, task_id: str) -> str:
+        request = ContainerRequest(
+            image=spec.image.familiar,
+            cmd=spec.cmd,
+            env=spec.env,
+            memory_mb=spec.memory_mb,
+            cpus=spec.cpus,
+            pids=spec.pids,
+        )
+        deadline = int(time.time() + spec.timeout_s)
+        labels = container_labels(self._instance_id, task_id, deadline)
+        config = container_config(request, self._policy, labels)
+        try:
+            return await self._docker.create_container(f"ecs-{task_id}", config)
+        except EngineNotFound as exc:
+            raise ImageNotFound(f"image {spec.image.familiar} not found: {exc.message}") from exc
+
+    async def _run_created(self, container_id: str, spec: TaskSpec) -> TaskOutcome:
+        with self._stage("start"):
+            await self._docker.start(container_id)
+        with self._stage("run"):
+            timed_out = await self._wait(container_id, spec.timeout_s)
+        with self._stage("logs"):
+            demuxer = await self._read_logs(container_id)
+        info = await self._docker.inspect(container_id)
+        state = info.get("State", {})
+        exit_code = KILLED_EXIT_CODE if timed_out else int(state.get("ExitCode", -1))
+        return TaskOutcome(
+            exit_code=exit_code,
+            stdout=bytes(demuxer.stdout.data),
+            stderr=bytes(demuxer.stderr.data),
+            timed_out=timed_out,
+            oom_killed=bool(state.get("OOMKilled", False)),
+            stdout_truncated=demuxer.stdout.truncated,
+            stderr_truncated=demuxer.stderr.truncated,
+            duration_ms=_run_time_ms(state),
+        )
+
+    async def _wait(self, container_id: str, timeout_s: float) -> bool:
+        """Wait for the container to stop; kill it at the timeout. True if it was killed."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._docker.wait(container_id)
+        except TimeoutError:
+            log.debug("task_timed_out", container=container_id[:12], timeout_s=timeout_s)
+            await self._docker.kill(container_id)
+            async with asyncio.timeout(_KILL_GRACE_S):
+                await self._docker.wait(container_id)
+            return True
+        return False
+
+    async def _read_logs(self, container_id: str) -> LogDemuxer:
+        demuxer = LogDemuxer(self._output_cap)
+        async with self._docker.logs(container_id) as chunks:
+            async for chunk in chunks:
+                demuxer.feed(chunk)
+                if demuxer.saturated:
+                    break  # both streams are full: the rest could only be dropped
+        return demuxer
+
+    def _stage(self, name: str) -> _StageTimer:
+        return _StageTimer(name, self._on_stage)
+
+
+class _StageTimer:
+    """Times a ``with`` block and reports it to the stage observer, failed or not."""
+
+    def __init__(self, name: str, observer: StageObserver) -> None:
+        self._name = name
+        self._observer = observer
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._observer(self._name, time.perf_counter() - self._started)
+
+
+def _run_time_ms(state: Mapping[str, object]) -> int:
+    started = _parse_engine_time(str(state.get("StartedAt", "")))
+    finished = _parse_engine_time(str(state.get("FinishedAt", "")))
+    if started is None or finished is None or finished < started:
+        return 0
+    return int((finished - started).total_seconds() * 1000)
+
+
+def _parse_engine_time(text: str) -> datetime | None:
+    """The engine's RFC 3339 times carry nanoseconds, which ``fromisoformat`` refuses."""
+    if not text or text.startswith("0001-"):
+        return None
+    head, _, fraction = text.rstrip("Z").partition(".")
+    fraction = (fraction + "000000")[:6]
+    try:
+        return datetime.fromisoformat(f"{head}.{fraction}+00:00")
+    except ValueError:
+        return None
