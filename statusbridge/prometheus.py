@@ -29,9 +29,11 @@ Types:
 
 Counter resets (a restarted ECS): cumulative counters are forwarded as they are and
 SignalFx treats a decrease of a cumulative counter as a reset. For the percentile
-deltas, a series whose count or any bucket went down is taken as reset and its **new
-cumulative buckets are used as the delta** (they are exactly what the new process
-observed); a delta is never negative.
+deltas, a series with a bucket that went down (or whose deltas are not cumulative,
+which only a restart can cause) is taken as reset and its **new cumulative buckets are
+used as the delta** (they are exactly what the new process observed); a delta is never
+negative. A restart that leaves every bucket at or above its old count cannot be told
+apart from growth.
 
 Dimensions: every label with a non-empty value (empty means absent in Prometheus),
 except ``le``; then the extra ``dimensions`` given (node, environment, service…),
@@ -40,6 +42,7 @@ which win over a label of the same name. Every datapoint carries the scrape time
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,16 +130,19 @@ def histogram_quantile(q: float, buckets: Buckets) -> float | None:
 def bucket_deltas(previous: Buckets | None, current: Buckets) -> Buckets | None:
     """The observations between two scrapes of one series, or ``None`` for a baseline.
 
-    A first scrape or changed bucket bounds give ``None``; a decrease anywhere means the
-    process restarted, and then ``current`` itself is the delta.
+    A first scrape or changed bucket bounds give ``None``. The process restarted when a
+    bucket went down, or when the deltas are not cumulative (a lower bucket gained more
+    than a higher one, which one process cannot do); then ``current`` is the delta.
     """
     if previous is None or [b for b, _ in previous] != [b for b, _ in current]:
         return None
-    if any(now < before for (_, before), (_, now) in zip(previous, current, strict=True)):
-        return current
-    return tuple(
+    delta = tuple(
         (bound, now - before) for (bound, before), (_, now) in zip(previous, current, strict=True)
     )
+    counts = [count for _, count in delta]
+    if min(counts) < 0 or any(low > high for low, high in itertools.pairwise(counts)):
+        return current
+    return delta
 
 
 def convert(
@@ -212,10 +218,12 @@ class _Emitter:
     extra: Mapping[str, str]
 
     def counter(self, suffix: str, value: float, labels: Mapping[str, str]) -> Datapoint:
-        # Counts travel as ints when whole; a float that size still fits int64.
-        whole = value.is_integer() and abs(value) < 2**63
+        # Counts travel as ints when whole (the parser gives int or float); NaN stays a
+        # float so validation can reject it, and 2**63 is where int64 ends.
+        number = float(value)
+        whole = number.is_integer() and abs(number) < 2**63
         return self._point(
-            suffix, MetricType.CUMULATIVE_COUNTER, int(value) if whole else value, labels
+            suffix, MetricType.CUMULATIVE_COUNTER, int(number) if whole else number, labels
         )
 
     def total(self, suffix: str, value: float, labels: Mapping[str, str]) -> Datapoint:
