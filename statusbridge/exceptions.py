@@ -50,7 +50,7 @@ class PingdomError(ApiError):
     service = "Pingdom"
 
 
-class RateLimited(PingdomError):  # noqa: N818 - named for the state it reports
+class RateLimited(PingdomError):
     """Pingdom's request quota is exhausted until ``reset_after_s`` seconds from now."""
 
     def __init__(self, reset_after_s: float, message: str = "request limit exceeded") -> None:

@@ -1,18 +1,73 @@
-"""Pingdom → Cachet jobs: one per configured check (filled in by the sync step)."""
+"""Pingdom → Cachet jobs: one per configured check, sharing clients and state."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import CollectorRegistry
 
-from statusbridge.config import Config
+from statusbridge.cachet import CachetClient
+from statusbridge.config import CheckSettings, Config
+from statusbridge.metrics import SyncMetrics
+from statusbridge.pingdom import PingdomClient
+from statusbridge.state import State
+from statusbridge.sync import SyncContext, sync_check
 
 if TYPE_CHECKING:
     from statusbridge.jobs import Job
+
+
+@dataclass
+class PingdomSyncJob:
+    """Scheduler face of :func:`sync_check` for one check."""
+
+    check: CheckSettings
+    context: SyncContext
+
+    @property
+    def name(self) -> str:
+        """``pingdom:<check id>``."""
+        return f"pingdom:{self.check.pingdom_check_id}"
+
+    @property
+    def interval_s(self) -> float:
+        """The check's configured interval."""
+        return self.check.interval_s
+
+    async def run_once(self) -> None:
+        """One sync of this check."""
+        await sync_check(self.check, self.context)
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close: clients and state belong to the job set."""
+
+
+@asynccontextmanager
+async def open_sync_context(
+    config: Config,
+    *,
+    dry_run: bool,
+    http_client: httpx.AsyncClient,
+    registry: CollectorRegistry | None = None,
+) -> AsyncIterator[SyncContext]:
+    """Clients and the state file for Pingdom → Cachet work; the state closes on exit."""
+    assert config.pingdom is not None
+    assert config.cachet is not None
+    with State(config.state_path) as state:
+        yield SyncContext(
+            pingdom=PingdomClient(http_client, config.pingdom),
+            cachet=CachetClient(http_client, config.cachet),
+            state=state,
+            dry_run=dry_run,
+            retention_s=config.pingdom.retention_days * 86400,
+            semaphore=asyncio.Semaphore(config.max_concurrent_syncs),
+            metrics=SyncMetrics(registry) if registry is not None else None,
+        )
 
 
 @asynccontextmanager
@@ -23,5 +78,11 @@ async def open_pingdom_jobs(
     http_client: httpx.AsyncClient,
     registry: CollectorRegistry,
 ) -> AsyncIterator[list[Job]]:
-    """Yield one job per ``[[checks]]`` entry."""
-    yield []
+    """Yield one job per ``[[checks]]`` entry (none, and no state file, without checks)."""
+    if not config.checks:
+        yield []
+        return
+    async with open_sync_context(
+        config, dry_run=dry_run, http_client=http_client, registry=registry
+    ) as context:
+        yield [PingdomSyncJob(check, context) for check in config.checks]

@@ -1,0 +1,108 @@
+"""Pingdom's request quotas, read from ``Req-Limit-Short`` / ``Req-Limit-Long``.
+
+Each response says ``Remaining: N Time until reset: S``. Requests are spread out once
+fewer than ``reserve`` remain, paused until the reset at 0, and a reset further away
+than ``max_wait_s`` is raised as :class:`RateLimited` instead of slept through.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from statusbridge.exceptions import RateLimited
+
+log = structlog.get_logger("statusbridge.ratelimit")
+
+HEADERS = ("Req-Limit-Short", "Req-Limit-Long")
+_PATTERN = re.compile(r"Remaining:\s*(\d+)\s*Time until reset:\s*(\d+)", re.IGNORECASE)
+_DEFAULT_429_WAIT_S = 60.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class Quota:
+    """One quota window as last reported, and when we saw it (monotonic seconds)."""
+
+    remaining: int
+    reset_s: float
+    seen_at: float
+
+
+def parse_quota(value: str | None, seen_at: float) -> Quota | None:
+    """Parse one ``Req-Limit-*`` header value; None when absent or malformed."""
+    if not value:
+        return None
+    match = _PATTERN.search(value)
+    if match is None:
+        return None
+    return Quota(int(match.group(1)), float(match.group(2)), seen_at)
+
+
+class RateLimiter:
+    """Paces requests so that Pingdom's quotas are not run down to zero."""
+
+    def __init__(
+        self,
+        *,
+        sleep: Sleep,
+        reserve: int = 20,
+        max_wait_s: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep = sleep
+        self._reserve = reserve
+        self._max_wait_s = max_wait_s
+        self._clock = clock
+        self.quotas: dict[str, Quota] = {}
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Record the quotas reported on a response."""
+        now = self._clock()
+        for name in HEADERS:
+            quota = parse_quota(headers.get(name), now)
+            if quota is not None:
+                self.quotas[name] = quota
+
+    def _until_reset(self, quota: Quota) -> float:
+        return max(0.0, quota.reset_s - (self._clock() - quota.seen_at))
+
+    async def before_request(self) -> None:
+        """Wait as long as the quotas ask before sending one more request."""
+        wait = 0.0
+        for quota in self.quotas.values():
+            left = self._until_reset(quota)
+            if left <= 0:
+                continue
+            if quota.remaining <= 0:
+                wait = max(wait, left)
+            elif quota.remaining <= self._reserve:
+                # Spread what is left evenly over the rest of the window.
+                wait = max(wait, left / (quota.remaining + 1))
+            # Count this request now, so concurrent callers see the quota shrink.
+            quota.remaining -= 1
+        await self._wait(wait, "quota_low")
+
+    async def after_429(self, headers: Mapping[str, str]) -> None:
+        """After a 429: wait for the exhausted window to reset (or raise if too far)."""
+        self.observe(headers)
+        exhausted = [q for q in self.quotas.values() if q.remaining <= 0]
+        waits = [self._until_reset(q) for q in exhausted or self.quotas.values()]
+        wait = max(waits) if waits else _DEFAULT_429_WAIT_S
+        await self._wait(max(wait, 1.0), "rate_limited")
+        # Those windows have reset; the next response reports the fresh quota.
+        for name in [name for name, quota in self.quotas.items() if quota.remaining <= 0]:
+            del self.quotas[name]
+
+    async def _wait(self, wait: float, reason: str) -> None:
+        if wait <= 0:
+            return
+        if wait > self._max_wait_s:
+            raise RateLimited(wait)
+        log.warning("pingdom_pacing", reason=reason, wait_s=round(wait, 1))
+        await self._sleep(wait)
