@@ -159,13 +159,19 @@ class DockerClient:
         return info
 
     @asynccontextmanager
-    async def logs(self, container_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Both output streams in one multiplexed request, as an async byte iterator."""
-        params = {"stdout": "1", "stderr": "1", "follow": "0"}
+    async def attach(self, container_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Both output streams, multiplexed, raw, from before start until the container stops.
+
+        Attaching (rather than reading ``/logs`` afterwards) is binary-safe: the json-file
+        log driver stores lines as JSON strings and replaces bytes that are not UTF-8.
+        The answer has no length; it ends when the engine closes it at container exit.
+        """
+        params = {"stream": "1", "stdout": "1", "stderr": "1"}
+        no_read_timeout = httpx.Timeout(None, connect=self._http.timeout.connect)
         async with self._stream(
-            "GET", f"/containers/{container_id}/logs", params=params
+            "POST", f"/containers/{container_id}/attach", params=params, timeout=no_read_timeout
         ) as response:
-            yield response.aiter_bytes()
+            yield response.aiter_raw()
 
     async def remove(self, container_id: str) -> None:
         """Force-remove a container and its anonymous volumes; already gone is fine."""
@@ -232,7 +238,7 @@ class DockerClient:
         *,
         params: Mapping[str, str],
         headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: httpx.Timeout | float | None = None,
     ) -> AsyncIterator[httpx.Response]:
         url = await self._path(path, True)
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}

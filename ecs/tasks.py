@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -121,12 +121,20 @@ class TaskRunner:
             raise ImageNotFound(f"image {spec.image.familiar} not found: {exc.message}") from exc
 
     async def _run_created(self, container_id: str, spec: TaskSpec) -> TaskOutcome:
-        with self._stage("start"):
-            await self._docker.start(container_id)
-        with self._stage("run"):
-            timed_out = await self._wait(container_id, spec.timeout_s)
-        with self._stage("logs"):
-            demuxer = await self._read_logs(container_id)
+        demuxer = LogDemuxer(self._output_cap)
+        async with self._docker.attach(container_id) as output:
+            collector = asyncio.create_task(_collect(output, demuxer))
+            try:
+                with self._stage("start"):
+                    await self._docker.start(container_id)
+                with self._stage("run"):
+                    timed_out = await self._wait(container_id, spec.timeout_s)
+                with self._stage("logs"):
+                    # The engine closes the attached stream once the container has stopped.
+                    async with asyncio.timeout(_KILL_GRACE_S):
+                        await collector
+            finally:
+                collector.cancel()
         info = await self._docker.inspect(container_id)
         state = info.get("State", {})
         exit_code = KILLED_EXIT_CODE if timed_out else int(state.get("ExitCode", -1))
@@ -154,15 +162,6 @@ class TaskRunner:
             return True
         return False
 
-    async def _read_logs(self, container_id: str) -> LogDemuxer:
-        demuxer = LogDemuxer(self._output_cap)
-        async with self._docker.logs(container_id) as chunks:
-            async for chunk in chunks:
-                demuxer.feed(chunk)
-                if demuxer.saturated:
-                    break  # both streams are full: the rest could only be dropped
-        return demuxer
-
     def _stage(self, name: str) -> _StageTimer:
         return _StageTimer(name, self._on_stage)
 
@@ -180,6 +179,14 @@ class _StageTimer:
 
     def __exit__(self, *exc_info: object) -> None:
         self._observer(self._name, time.perf_counter() - self._started)
+
+
+async def _collect(output: AsyncIterator[bytes], demuxer: LogDemuxer) -> None:
+    """Read the whole stream: the demuxer drops what is over the cap, but the container
+    must never block on a full pipe, so reading goes on to the end."""
+    async for chunk in output:
+        demuxer.feed(chunk)
+    demuxer.close()
 
 
 def _run_time_ms(state: Mapping[str, object]) -> int:

@@ -1,0 +1,114 @@
+"""Integration fixtures: the real Docker Engine, the local registries, a real ECS.
+
+A test here fails loudly when the engine is missing: run ``scripts/engine`` (the test
+command does). After every test the engine must hold no container labelled as ECS's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.ecs_server import EcsServer
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+OPEN_REGISTRY = "127.0.0.1:5000"
+AUTH_REGISTRY = "127.0.0.1:5001"
+REGISTRY_USER, REGISTRY_PASSWORD = "ecsuser", "ecspass"
+MANAGED_LABEL = "io.ecs.managed"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[httpx.Client]:
+    """A plain client on the engine's socket, for arranging and checking; fails if absent."""
+    client = httpx.Client(
+        transport=httpx.HTTPTransport(uds=DOCKER_SOCKET), base_url="http://docker/v1.41", timeout=60
+    )
+    try:
+        client.get("/_ping").raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.fail(f"Docker Engine not reachable on {DOCKER_SOCKET} ({exc}); run scripts/engine")
+    for registry in (OPEN_REGISTRY, AUTH_REGISTRY):
+        try:
+            httpx.get(f"http://{registry}/v2/", timeout=5)
+        except httpx.HTTPError as exc:
+            pytest.fail(f"registry {registry} not reachable ({exc}); run scripts/engine")
+    yield client
+    client.close()
+
+
+def managed_containers(engine: httpx.Client) -> list[dict[str, Any]]:
+    """Every container, running or not, that carries ECS's label."""
+    answer = engine.get(
+        "/containers/json", params={"all": "1", "filters": f'{{"label": ["{MANAGED_LABEL}"]}}'}
+    )
+    answer.raise_for_status()
+    found: list[dict[str, Any]] = answer.json()
+    return found
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or the time is up; return whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_containers(engine: httpx.Client) -> Iterator[None]:
+    """After each test no ECS container is left; leftovers fail the test and are removed."""
+    yield
+    if wait_until(lambda: not managed_containers(engine)):
+        return
+    leftovers = managed_containers(engine)
+    for container in leftovers:
+        engine.delete(f"/containers/{container['Id']}", params={"force": "1", "v": "1"})
+    names = [container["Names"] for container in leftovers]
+    pytest.fail(f"test left {len(leftovers)} ECS container(s) behind: {names}")
+
+
+@pytest.fixture(scope="module")
+def ecs_server(engine: httpx.Client) -> Iterator[EcsServer]:
+    """One ECS with default settings, shared by a test module."""
+    server = EcsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ecs(ecs_server: EcsServer) -> Iterator[httpx.Client]:
+    """A client of the shared ECS."""
+    with httpx.Client(base_url=ecs_server.url, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture
+def start_ecs(engine: httpx.Client) -> Iterator[Callable[..., EcsServer]]:
+    """Start an ECS with particular settings; stopped after the test."""
+    started: list[EcsServer] = []
+
+    def start(**overrides: Any) -> EcsServer:
+        server = EcsServer(**overrides).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def remove_image(engine: httpx.Client, reference: str) -> None:
+    """Untag an image from the engine so that the next task must pull it."""
+    engine.delete(f"/images/{reference}", params={"force": "1"})
+
+
+def image_exists(engine: httpx.Client, reference: str) -> bool:
+    """True if the engine has ``reference`` locally."""
+    return engine.get(f"/images/{reference}/json").status_code == 200

@@ -1,0 +1,53 @@
+"""A real ECS (uvicorn + the real app) on 127.0.0.1, in a thread of the test process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from ecs.app import create_app
+from ecs.config import Settings, load_settings
+
+TEST_INSTANCE = "pytest"
+
+
+class EcsServer:
+    """Starts ECS on a free loopback port; ``url`` is its base URL once started."""
+
+    def __init__(self, **overrides: Any) -> None:
+        overrides.setdefault("instance_id", TEST_INSTANCE)
+        overrides.setdefault("port", 0)
+        self.settings: Settings = load_settings(None, **overrides)
+        self.app = create_app(self.settings)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.settings.port,
+            server_header=False,
+            access_log=False,
+            log_config=None,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="ecs-server", daemon=True)
+        self.url = ""
+
+    def start(self) -> EcsServer:
+        """Start serving and wait until the socket is bound (or fail with the reason)."""
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("ECS did not start; is the engine up? (scripts/engine)")
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        """Graceful shutdown: in-flight requests finish, then pending removals."""
+        self._server.should_exit = True
+        self._thread.join(timeout=60)
