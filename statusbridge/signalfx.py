@@ -63,7 +63,7 @@ _log = structlog.get_logger(__name__)
 
 
 class MetricType(enum.StrEnum):
-    """SignalFx metric types, spelled as the client's ``send()`` keyword arguments."""
+    """SignalFx metric types, spelled as the ingest API's JSON keys."""
 
     GAUGE = "gauge"
     COUNTER = "counter"
@@ -216,7 +216,11 @@ class SignalFxSink:
         for datapoint in valid:
             by_type[datapoint.metric_type].append(datapoint.to_wire())
         try:
-            self._client.send(**{kind.value: points for kind, points in by_type.items()})
+            self._client.send(
+                cumulative_counters=by_type[MetricType.CUMULATIVE_COUNTER],
+                gauges=by_type[MetricType.GAUGE],
+                counters=by_type[MetricType.COUNTER],
+            )
         except (ValueError, TypeError) as exc:
             # Validation should have made this impossible; surface it rather than guess.
             raise InvalidDatapointError("(batch)", f"signalfx client refused: {exc}") from exc

@@ -93,7 +93,11 @@ class MetricsServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-ecs", daemon=True
+            # A short poll interval keeps shutdown() (and test teardown) quick.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-ecs",
+            daemon=True,
         )
 
     @property

@@ -95,7 +95,11 @@ class FakeIngest:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-ingest", daemon=True
+            # A short poll interval keeps shutdown() (and test teardown) quick.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-ingest",
+            daemon=True,
         )
 
     @property
@@ -202,4 +206,3 @@ class FakeIngest:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
