@@ -2,19 +2,106 @@
 
 from __future__ import annotations
 
-import httpx
+import time
+from collections.abc import Awaitable, Callable
 
+import httpx
+from tqdm import tqdm
+
+from statusbridge.cachet import CachetClient
 from statusbridge.config import Config
+from statusbridge.exceptions import StatusBridgeError
+from statusbridge.pingdom import PingdomClient
+from statusbridge.pingdom_job import open_sync_context
+from statusbridge.state import State
+from statusbridge.sync import check_info, sync_check
+from statusbridge.uptime import bucket_start
 
 
 async def check(config: Config, http: httpx.AsyncClient) -> int:
-    """Validate the config and reach every configured API, reporting each."""
-    print("config: ok")
-    return 0
+    """Validate the config and reach every configured API, one line per item."""
+    print(f"config: ok ({len(config.checks)} checks, {len(config.ecs_targets)} ECS targets)")
+    probes: list[tuple[str, Callable[[], Awaitable[str]]]] = []
+    if config.pingdom is not None:
+        pingdom = PingdomClient(http, config.pingdom)
+        probes.append(("pingdom", lambda: _pingdom(pingdom, config)))
+    if config.cachet is not None:
+        cachet = CachetClient(http, config.cachet)
+        probes.append(("cachet", lambda: _cachet(cachet, config)))
+    if config.checks:
+        probes.append(("state", lambda: _state(config)))
+    for target in config.ecs_targets:
+        probes.append((f"ecs {target.url}", lambda url=target.url: _scrape(http, url)))
+    failed = False
+    for name, probe in probes:
+        try:
+            print(f"{name}: ok ({await probe()})")
+        except (StatusBridgeError, httpx.HTTPError) as exc:
+            failed = True
+            print(f"{name}: FAILED: {exc}")
+    token = config.signalfx.token
+    print(f"signalfx: {'token set' if token else 'no token, forwarding runs as a dry run'}")
+    return 1 if failed else 0
+
+
+async def _pingdom(client: PingdomClient, config: Config) -> str:
+    visible = {c.id for c in await client.checks()}
+    missing = [c.pingdom_check_id for c in config.checks if c.pingdom_check_id not in visible]
+    if missing:
+        raise StatusBridgeError(f"configured checks not visible with this token: {missing}")
+    return f"{len(visible)} checks visible"
+
+
+async def _cachet(client: CachetClient, config: Config) -> str:
+    await client.ping()
+    version = await client.version()
+    for item in config.checks:
+        if item.cachet_component_id is not None:
+            await client.component(item.cachet_component_id)
+        for metric_id in (item.response_time_metric_id, item.uptime_metric_id):
+            if metric_id is not None:
+                threshold = (await client.metric(metric_id)).threshold
+                if not threshold or threshold < 0 or 60 % threshold:
+                    raise StatusBridgeError(
+                        f"metric {metric_id} threshold {threshold} does not divide 60"
+                    )
+    return f"version {version or 'unknown'}, components and metrics found"
+
+
+async def _state(config: Config) -> str:
+    with State(config.state_path):
+        return str(config.state_path)
+
+
+async def _scrape(http: httpx.AsyncClient, url: str) -> str:
+    response = await http.get(url, timeout=10.0)
+    response.raise_for_status()
+    return f"HTTP {response.status_code}, {len(response.content)} bytes"
 
 
 async def backfill(
     config: Config, http: httpx.AsyncClient, *, check_id: int, since_s: float, dry_run: bool
 ) -> int:
-    """Push past points for one check, from ``since_s`` seconds ago."""
-    raise NotImplementedError
+    """Push the points of one check from ``since_s`` seconds ago, skipping those present."""
+    matching = [c for c in config.checks if c.pingdom_check_id == check_id]
+    if not matching:
+        configured = [c.pingdom_check_id for c in config.checks]
+        print(f"statusbridge: check {check_id} is not configured (configured: {configured})")
+        return 2
+    item = matching[0]
+    async with open_sync_context(config, dry_run=dry_run, http_client=http) as context:
+        info = await check_info(item, context)
+        now = time.time()
+        since = int(now - since_s)
+        total = 0
+        if info.bucket_s:
+            end = bucket_start(now - item.settle_s, info.bucket_s)
+            total = max(0, (end - bucket_start(since, info.bucket_s)) // info.bucket_s)
+        with tqdm(total=total, unit="bucket", desc=f"check {check_id}") as bar:
+            report = await sync_check(item, context, backfill_since=since, progress=bar.update)
+    print(
+        f"check {check_id}: {report.buckets} buckets, {report.points_pushed} points pushed, "
+        f"{report.points_already_present} already present"
+        + (" (dry run: nothing written)" if dry_run else "")
+    )
+    return 0
