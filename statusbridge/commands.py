@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -31,7 +32,7 @@ async def check(config: Config, http: httpx.AsyncClient) -> int:
     if config.checks:
         probes.append(("state", lambda: _state(config)))
     for target in config.ecs_targets:
-        probes.append((f"ecs {target.url}", lambda url=target.url: _scrape(http, url)))
+        probes.append((f"ecs {target.url}", functools.partial(_scrape, http, target.url)))
     failed = False
     for name, probe in probes:
         try:
@@ -98,7 +99,11 @@ async def backfill(
             end = bucket_start(now - item.settle_s, info.bucket_s)
             total = max(0, (end - bucket_start(since, info.bucket_s)) // info.bucket_s)
         with tqdm(total=total, unit="bucket", desc=f"check {check_id}") as bar:
-            report = await sync_check(item, context, backfill_since=since, progress=bar.update)
+
+            def advance(buckets: int) -> None:
+                bar.update(buckets)
+
+            report = await sync_check(item, context, backfill_since=since, progress=advance)
     print(
         f"check {check_id}: {report.buckets} buckets, {report.points_pushed} points pushed, "
         f"{report.points_already_present} already present"

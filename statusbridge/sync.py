@@ -90,14 +90,14 @@ async def _sync(
     fetched_from: int | None = None
     if info.bucket_s:
         size = info.bucket_s
+        end = bucket_start(now - check.settle_s, size)
         if backfill_since is not None:
             start = bucket_start(backfill_since, size)
         elif state.watermark is not None:
             start = state.watermark
         else:
-            start = bucket_start(now - check.backfill_hours * 3600, size)
+            start = bucket_start(end - check.backfill_hours * 3600, size)
         start = _clamp_to_retention(check, ctx, start, now, size)
-        end = bucket_start(now - check.settle_s, size)
         # Only a bucket that may have been pushed without its commit needs a lookup.
         verify_from = start if backfill_since is not None else state.pending_bucket
         present: dict[int, set[int]] = {}

@@ -21,23 +21,42 @@ SERVER_ZONE = timezone(timedelta(hours=2))
 
 def validation_error(*details: str) -> Response:
     """Cachet 2.x's validation error body."""
-    return Response(400, {"errors": [{
-        "id": "6f3b", "status": 400, "title": "Bad Request",
-        "detail": "The request cannot be fulfilled due to bad syntax.",
-        "meta": {"details": list(details)},
-    }]})
+    return Response(
+        400,
+        {
+            "errors": [
+                {
+                    "id": "6f3b",
+                    "status": 400,
+                    "title": "Bad Request",
+                    "detail": "The request cannot be fulfilled due to bad syntax.",
+                    "meta": {"details": list(details)},
+                }
+            ]
+        },
+    )
 
 
 def not_found() -> Response:
     """Cachet's 404 body."""
-    return Response(404, {"errors": [{"status": 404, "title": "Not Found",
-                                      "detail": "The requested resource could not be found."}]})
+    return Response(
+        404,
+        {
+            "errors": [
+                {
+                    "status": 404,
+                    "title": "Not Found",
+                    "detail": "The requested resource could not be found.",
+                }
+            ]
+        },
+    )
 
 
 class FakeCachet(FakeServer):
     """Components, metrics, points and incidents in memory; ``now`` is settable."""
 
-    def __init__(self, *, version: str = "2.4", token: str = "cachet-token") -> None:
+    def __init__(self, *, version: str = "2.4", token: str = "cachet-token") -> None:  # noqa: S107 - a fixture token
         super().__init__()
         self.version = version
         self.token = token
@@ -65,8 +84,13 @@ class FakeCachet(FakeServer):
 
     def add_metric(self, metric_id: int, *, threshold: int = 1, name: str = "m") -> None:
         """Create a metric with the given threshold (minutes)."""
-        self.metrics[metric_id] = {"id": metric_id, "name": name, "threshold": threshold,
-                                   "calc_type": 1, "default_value": 0}
+        self.metrics[metric_id] = {
+            "id": metric_id,
+            "name": name,
+            "threshold": threshold,
+            "calc_type": 1,
+            "default_value": 0,
+        }
         self.points.setdefault(metric_id, [])
 
     def point_rows(self, metric_id: int) -> list[tuple[int, float, int]]:
@@ -91,9 +115,16 @@ class FakeCachet(FakeServer):
         total_pages = max(1, math.ceil(len(items) / per_page))
         chunk = items[(page - 1) * per_page : page * per_page]
         next_page = f"{self.base_url}{request.path}?page={page + 1}" if page < total_pages else None
-        meta = {"pagination": {"total": len(items), "count": len(chunk), "per_page": per_page,
-                               "current_page": page, "total_pages": total_pages,
-                               "links": {"next_page": next_page, "previous_page": None}}}
+        meta = {
+            "pagination": {
+                "total": len(items),
+                "count": len(chunk),
+                "per_page": per_page,
+                "current_page": page,
+                "total_pages": total_pages,
+                "links": {"next_page": next_page, "previous_page": None},
+            }
+        }
         return Response(200, {"meta": meta, "data": [self._render(i, request) for i in chunk]})
 
     def handle(self, request: Request) -> Response:
@@ -115,8 +146,9 @@ class FakeCachet(FakeServer):
             if len(parts) == 2:
                 return Response(200, {"data": self.metrics[metric_id]})
             if parts[2:] == ["points"] and request.method == "GET":
-                newest = sorted(self.points[metric_id],
-                                key=lambda p: (p["created_at"], p["id"]), reverse=True)
+                newest = sorted(
+                    self.points[metric_id], key=lambda p: (p["created_at"], p["id"]), reverse=True
+                )
                 return self._page(newest, request)
             if parts[2:] == ["points"] and request.method == "POST":
                 return self._add_point(metric_id, body, request)
@@ -155,21 +187,35 @@ class FakeCachet(FakeServer):
                 point["counter"] += 1
                 return Response(200, {"data": self._render(point, request)})
         created = 30 * math.floor(ts / 30 + 0.5)
-        point = {"id": self._id(), "metric_id": metric_id, "value": float(value), "counter": 1,
-                 "created_at": created, "updated_at": created}
+        point = {
+            "id": self._id(),
+            "metric_id": metric_id,
+            "value": float(value),
+            "counter": 1,
+            "created_at": created,
+            "updated_at": created,
+        }
         self.points[metric_id].append(point)
         return Response(200, {"data": self._render(point, request)})
 
     def _create_incident(self, body: dict[str, Any], request: Request) -> Response:
-        problems = [f"The {key} field is required." for key in ("name", "message")
-                    if not body.get(key)]
+        problems = [
+            f"The {key} field is required." for key in ("name", "message") if not body.get(key)
+        ]
         if not isinstance(body.get("status"), int) or not 0 <= body["status"] <= 4:
             problems.append("The status format is invalid.")
         if problems:
             return validation_error(*problems)
-        incident = {"id": self._id(), "name": body["name"], "message": body["message"],
-                    "status": body["status"], "visible": body.get("visible", 1),
-                    "created_at": self.now, "updated_at": self.now, "updates": []}
+        incident = {
+            "id": self._id(),
+            "name": body["name"],
+            "message": body["message"],
+            "status": body["status"],
+            "visible": body.get("visible", 1),
+            "created_at": self.now,
+            "updated_at": self.now,
+            "updates": [],
+        }
         self.incidents[incident["id"]] = incident
         return Response(200, {"data": self._render(incident, request)})
 

@@ -25,7 +25,7 @@ def error(status: int, desc: str, message: str) -> Response:
 class FakePingdom(FakeServer):
     """Checks, raw results and summaries for tests; quotas and failures are settable."""
 
-    def __init__(self, *, token: str = "pd-token", api_version: str = "3.1") -> None:
+    def __init__(self, *, token: str = "pd-token", api_version: str = "3.1") -> None:  # noqa: S107 - a fixture token
         super().__init__()
         self.token = token
         self.api_version = api_version
@@ -47,8 +47,13 @@ class FakePingdom(FakeServer):
 
     def add_check(self, check_id: int, *, resolution: int = 1, name: str = "web") -> None:
         """Register a check."""
-        self.checks[check_id] = {"id": check_id, "name": name, "resolution": resolution,
-                                 "status": "up", "type": "http"}
+        self.checks[check_id] = {
+            "id": check_id,
+            "name": name,
+            "resolution": resolution,
+            "status": "up",
+            "type": "http",
+        }
         self.results.setdefault(check_id, [])
 
     def add_results(self, check_id: int, results: Iterable[dict[str, Any]]) -> None:
@@ -82,8 +87,11 @@ class FakePingdom(FakeServer):
             status = self.fail_next.pop(0)
             if status == 429:
                 self.short_remaining = 0
-            response = error(status, "Error", "Request limit exceeded, try again later"
-                             if status == 429 else "injected failure")
+            response = error(
+                status,
+                "Error",
+                "Request limit exceeded, try again later" if status == 429 else "injected failure",
+            )
         elif not self._authorised(request):
             response = error(401, "Unauthorized", "Invalid email and/or password")
         elif self.short_remaining <= 0 or self.long_remaining <= 0:
@@ -100,8 +108,9 @@ class FakePingdom(FakeServer):
         path = request.path.removeprefix(prefix)
         parts = path.strip("/").split("/")
         if parts == ["checks"]:
-            return Response(200, {"checks": list(self.checks.values()),
-                                  "counts": {"total": len(self.checks)}})
+            return Response(
+                200, {"checks": list(self.checks.values()), "counts": {"total": len(self.checks)}}
+            )
         if len(parts) == 2 and parts[1].isdigit() and int(parts[1]) in self.checks:
             check_id = int(parts[1])
             if parts[0] == "checks":
@@ -125,8 +134,16 @@ class FakePingdom(FakeServer):
         return Response(200, {"activeprobes": [1, 2, 3], "results": page})
 
     def _summary(self, check_id: int, query: dict[str, str]) -> Response:
-        return Response(200, {"summary": {
-            "responsetime": {"from": query.get("from"), "to": query.get("to"),
-                             "avgresponse": 250},
-            "status": {"totalup": 3500, "totaldown": 100, "totalunknown": 0},
-        }})
+        return Response(
+            200,
+            {
+                "summary": {
+                    "responsetime": {
+                        "from": query.get("from"),
+                        "to": query.get("to"),
+                        "avgresponse": 250,
+                    },
+                    "status": {"totalup": 3500, "totaldown": 100, "totalunknown": 0},
+                }
+            },
+        )

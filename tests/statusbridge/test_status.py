@@ -13,8 +13,9 @@ DOWN = ComponentStatus.MAJOR_OUTAGE
 def run(statuses: list[str], state: StatusState | None = None, **kw: int) -> StatusState:
     start = (state.cursor if state else 0) + 60
     results = [Result(start + 60 * i, s, 1) for i, s in enumerate(statuses)]
-    return advance(state or StatusState(), results, down_after=kw.get("down", 2),
-                   up_after=kw.get("up", 2))
+    return advance(
+        state or StatusState(), results, down_after=kw.get("down", 2), up_after=kw.get("up", 2)
+    )
 
 
 def test_major_outage_needs_down_after_consecutive_downs() -> None:

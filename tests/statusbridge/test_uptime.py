@@ -101,7 +101,7 @@ def test_bucket_alignment_and_completion() -> None:
     )
 )
 def test_uptime_is_a_percentage_of_at_most_the_bucket(raw: list[tuple[int, str, int]]) -> None:
-    """For any results, uptime is within 0–100 and measured time never exceeds the bucket."""
+    """For any results, uptime is within 0 to 100 and measured time never exceeds the bucket."""
     results = [Result(T0 + offset, status, probe) for offset, status, probe in raw]
     [bucket] = compute_buckets(results, start=T0, end=T0 + 300, size_s=300, resolution_s=60)
     assert bucket.up_s + bucket.down_s <= 300
