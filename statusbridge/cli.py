@@ -35,8 +35,7 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; ``--config`` and ``--dry-run`` work on every command."""
+def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS keeps a value given before the command from being reset after it.
     common.add_argument(
@@ -48,21 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="read from the APIs but write nothing (no Cachet writes, no SignalFx sends)",
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; ``--config`` and ``--dry-run`` work on every command."""
     parser = argparse.ArgumentParser(
         prog="statusbridge",
         description="Pingdom → Cachet and ECS → SignalFx monitoring bridge.",
-        parents=[common],
+        parents=[_common_options()],
     )
     parser.add_argument("--version", action="version", version=f"statusbridge {__version__}")
-    parser.set_defaults(config=None, dry_run=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", parents=[common], help="run the daemon until SIGINT/SIGTERM")
-    commands.add_parser("once", parents=[common], help="run every job once; exit 1 on failure")
+    # Each command gets its own copy: argparse shares parent actions by reference.
     commands.add_parser(
-        "check", parents=[common], help="validate the config and reach every configured API"
+        "run", parents=[_common_options()], help="run the daemon until SIGINT/SIGTERM"
+    )
+    commands.add_parser(
+        "once", parents=[_common_options()], help="run every job once; exit 1 on failure"
+    )
+    commands.add_parser(
+        "check",
+        parents=[_common_options()],
+        help="validate the config and reach every configured API",
     )
     backfill = commands.add_parser(
-        "backfill", parents=[common], help="push past points for one check"
+        "backfill", parents=[_common_options()], help="push past points for one check"
     )
     backfill.add_argument("--check", type=int, required=True, help="Pingdom check id")
     backfill.add_argument(
@@ -74,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``statusbridge`` console script."""
     args = build_parser().parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.dry_run = getattr(args, "dry_run", False)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -1,0 +1,191 @@
+"""The statusbridge command line, through its real entry point."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from fake_cachet import FakeCachet
+from fake_pingdom import FakePingdom
+
+from statusbridge.cli import main, parse_duration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECK = 7
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """main() configures structlog and logging on captured streams; undo that afterwards."""
+    handlers = list(logging.getLogger().handlers)
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = handlers
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, pingdom_fake: FakePingdom, cachet_fake: FakeCachet) -> Path:
+    """A config pointing at the fakes, with two hours of one-minute results."""
+    now = int(time.time())
+    cachet_fake.now = now
+    pingdom_fake.add_check(CHECK)
+    start = now - now % 60 - 7200
+    pingdom_fake.add_results(
+        CHECK,
+        [
+            {"probeid": 1, "time": start + 60 * i + 5, "status": "up", "responsetime": 200}
+            for i in range(120)
+        ],
+    )
+    cachet_fake.add_component(1)
+    cachet_fake.add_metric(1)
+    cachet_fake.add_metric(2)
+    path = tmp_path / "statusbridge.toml"
+    path.write_text(
+        f"""
+state_path = "{tmp_path / "state.sqlite3"}"
+[http]
+port = 0
+[pingdom]
+base_url = "{pingdom_fake.base_url}"
+token = "{pingdom_fake.token}"
+[cachet]
+base_url = "{cachet_fake.base_url}"
+token = "{cachet_fake.token}"
+[[checks]]
+pingdom_check_id = {CHECK}
+cachet_component_id = 1
+response_time_metric_id = 1
+uptime_metric_id = 2
+backfill_hours = 1
+"""
+    )
+    return path
+
+
+def writes(cachet: FakeCachet) -> list[str]:
+    return [f"{r.method} {r.path}" for r in cachet.requests if r.method != "GET"]
+
+
+def test_once_pushes_points_and_exits_zero(
+    config_file: Path, cachet_fake: FakeCachet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`once` runs every job once and exits 0 when all succeeded."""
+    assert main(["once", "--config", str(config_file)]) == 0
+    assert f"pingdom:{CHECK}: ok" in capsys.readouterr().out
+    assert len(cachet_fake.point_rows(1)) == 60
+
+
+def test_once_exits_non_zero_when_a_job_fails(
+    config_file: Path, cachet_fake: FakeCachet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`once` exits 1 and says which job failed when Cachet is down."""
+    cachet_fake.down = True
+    assert main(["once", "--config", str(config_file)]) == 1
+    assert f"pingdom:{CHECK}: FAILED" in capsys.readouterr().out
+
+
+def test_dry_run_once_writes_nothing(config_file: Path, cachet_fake: FakeCachet) -> None:
+    """`--dry-run` (before or after the command) reads the APIs but writes nothing."""
+    assert main(["--dry-run", "once", "--config", str(config_file)]) == 0
+    assert main(["once", "--config", str(config_file), "--dry-run"]) == 0
+    assert writes(cachet_fake) == []
+
+
+def test_check_reports_each_api(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`check` reaches Pingdom and Cachet and reports one line each."""
+    assert main(["check", "--config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert "pingdom: ok (1 checks visible)" in out
+    assert "cachet: ok (version 2.4.0" in out
+    assert "signalfx: no token" in out
+
+
+def test_check_fails_on_a_bad_token(
+    config_file: Path, pingdom_fake: FakePingdom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check` exits 1 and shows Pingdom's error when the token is refused."""
+    pingdom_fake.token = "rotated"
+    assert main(["check", "--config", str(config_file)]) == 1
+    assert "pingdom: FAILED: Pingdom: HTTP 401" in capsys.readouterr().out
+
+
+def test_backfill_pushes_past_points(
+    config_file: Path, cachet_fake: FakeCachet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backfill --since 2h` pushes the buckets of two hours, then a rerun finds them present."""
+    assert main(["backfill", "--config", str(config_file), "--check", "7", "--since", "2h"]) == 0
+    assert len(cachet_fake.point_rows(1)) >= 118
+    assert main(["backfill", "--config", str(config_file), "--check", "7", "--since", "2h"]) == 0
+    assert "0 points pushed" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_backfill_of_an_unknown_check_is_a_usage_error(config_file: Path) -> None:
+    """`backfill` of a check that is not configured exits 2."""
+    assert main(["backfill", "--config", str(config_file), "--check", "99"]) == 2
+
+
+def test_bad_config_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad value stops the command with exit 2 and the key's name on stderr."""
+    path = tmp_path / "bad.toml"
+    path.write_text("[http]\nport = 70000\n")
+    assert main(["once", "--config", str(path)]) == 2
+    assert "http.port" in capsys.readouterr().err
+
+
+def test_durations_parse() -> None:
+    """--since accepts s/m/h/d/w suffixes."""
+    assert [parse_duration(t) for t in ("90s", "15m", "6h", "7d", "2w")] == [
+        90,
+        900,
+        21600,
+        604800,
+        1209600,
+    ]
+
+
+def test_run_with_the_local_config_stays_up_until_sigterm(tmp_path: Path) -> None:
+    """`statusbridge run` with config/statusbridge.local.toml starts, serves and stops on TERM."""
+    env = {
+        **os.environ,
+        "STATUSBRIDGE_HTTP__PORT": "0",
+        "STATUSBRIDGE_STATE_PATH": str(tmp_path / "s.sqlite3"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "statusbridge",
+        "run",
+        "--dry-run",
+        "--config",
+        str(ROOT / "config" / "statusbridge.local.toml"),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stderr is not None
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if "daemon_started" in line:
+                break
+        assert any("daemon_started" in line for line in lines), lines
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+        assert process.returncode == 0, rest
+        assert "daemon_stopped" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
