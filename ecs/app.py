@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,11 +13,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ecs import API_VERSION, __version__
+from ecs.auth import AuthMiddleware
 from ecs.config import Settings
 from ecs.errors import install_error_handlers
+from ecs.exceptions import EcsError
+from ecs.janitor import ReapMode
 from ecs.middleware import BodyGuardMiddleware, CorrelationMiddleware
 from ecs.routes import router
-from ecs.runtime import build_runtime
+from ecs.runtime import Runtime, build_runtime
 from ecs.task_request import TaskRequest
 
 log = structlog.get_logger(__name__)
@@ -25,15 +29,25 @@ log = structlog.get_logger(__name__)
 def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = None) -> FastAPI:
     """Build ECS for ``settings``; ``engine_http`` replaces the engine connection in tests."""
 
+    runtime = build_runtime(settings, engine_http)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings, engine_http)
-        app.state.runtime = runtime
         try:
             api_version = await runtime.docker.negotiate()
             log.info("engine_connected", docker_host=settings.docker_host, api=api_version)
-            yield
+            # Nothing of this process runs yet: every container of this instance is an orphan.
+            await runtime.janitor.reap_once(ReapMode.STARTUP)
+            janitor = asyncio.create_task(runtime.janitor.run_forever(settings.janitor_interval_s))
+            try:
+                yield
+            finally:
+                janitor.cancel()
+                await asyncio.gather(janitor, return_exceptions=True)
         finally:
+            await runtime.remover.drain()
+            # Requests cancelled by the shutdown grace may still have left containers.
+            await _final_sweep(runtime)
             await runtime.aclose()
 
     app = FastAPI(
@@ -45,12 +59,28 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.runtime = runtime
     app.include_router(router)
     install_error_handlers(app)
+    # Added innermost first: correlation → auth → body guard → routes.
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.body_cap_bytes)
-    app.add_middleware(CorrelationMiddleware)  # added last: outermost
+    if runtime.keys is not None:
+        app.add_middleware(
+            AuthMiddleware,
+            keys=runtime.keys,
+            limiter=runtime.limiter,
+            open_endpoints=settings.open_endpoints,
+        )
+    app.add_middleware(CorrelationMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _final_sweep(runtime: Runtime) -> None:
+    try:
+        await runtime.janitor.reap_once(ReapMode.STARTUP)
+    except EcsError as exc:
+        log.warning("final_sweep_failed", error=exc.message)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -19,6 +19,15 @@ class ContainerRemover:
     def __init__(self, docker: DockerClient) -> None:
         self._docker = docker
         self._pending: set[asyncio.Task[None]] = set()
+        self._owned: set[str] = set()
+
+    def track(self, container_id: str) -> None:
+        """Mark a container as owned by a request, so the janitor leaves it alone."""
+        self._owned.add(container_id)
+
+    def owns(self, container_id: str) -> bool:
+        """True while a request works on the container or its removal is pending."""
+        return container_id in self._owned
 
     def remove_later(self, container_id: str) -> None:
         """Schedule a forced removal; safe to call from a cancelled task's ``finally``."""
@@ -43,6 +52,8 @@ class ContainerRemover:
             log.warning("container_remove_failed", container=container_id[:12], error=str(exc))
         else:
             log.debug("container_removed", container=container_id[:12])
+        finally:
+            self._owned.discard(container_id)
 
     @stamina.retry(on=(EngineUnreachable, EngineApiError), attempts=4, timeout=30.0)
     async def _remove_with_retries(self, container_id: str) -> None:

@@ -1,4 +1,4 @@
-"""The ``ecs`` command line: ``serve``, ``check``."""
+"""The ``ecs`` command line: ``serve``, ``check``, ``creds``, ``reap``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from ecs import __version__
 from ecs.config import ConfigError, Settings, load_settings
 from ecs.docker import DockerClient, engine_http_client
 from ecs.exceptions import EcsError
+from ecs.janitor import Janitor, ReapMode
+from ecs.keys import KeyFileError, generate_keys
 from ecs.logconfig import configure_logging
-from ecs.server import check_bind_address, serve
+from ecs.server import check_bind_address, check_engine, serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,9 +24,23 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("serve", "serve the HTTP API"),
         ("check", "validate the configuration and reach the Docker Engine"),
+        ("reap", "remove abandoned task containers now"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--config", type=Path, help="TOML settings file")
+    commands.choices["reap"].add_argument(
+        "--all-of-instance",
+        action="store_true",
+        help="also remove every container of this instance_id (only while its ECS is stopped)",
+    )
+    creds = commands.add_parser(
+        "creds",
+        help="make API keys",
+        description="generate N API key/secret pairs, append their bcrypt hashes to FILE "
+        "and print the pairs (shown only this once)",
+    )
+    creds.add_argument("count", type=int, metavar="N")
+    creds.add_argument("--file", type=Path, required=True, help="htpasswd file (created 0600)")
     return parser
 
 
@@ -32,30 +48,55 @@ def run_cli(argv: list[str]) -> int:
     """Run one ``ecs`` command; return the process exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "creds":
+            return _creds(args.count, args.file)
         settings = load_settings(args.config)
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
-            serve(settings)
-        elif args.command == "check":
-            return asyncio.run(_check(settings))
+            return serve(settings)
+        if args.command == "check":
+            check_bind_address(settings)
+            version = asyncio.run(check_engine(settings))
+            print(f"configuration: ok\nengine at {settings.docker_host}: ok (API {version})")
+            return 0
+        mode = ReapMode.STARTUP if args.all_of_instance else ReapMode.OVERDUE
+        reaped = asyncio.run(_reap(settings, mode))
+        print(f"reaped {reaped} container(s)")
+        return 0
     except ConfigError as exc:
         print(f"ecs: {exc.message}", file=sys.stderr)
         return 2
+    except EcsError as exc:
+        print(f"ecs {args.command}: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _creds(count: int, path: Path) -> int:
+    if count < 1:
+        print("ecs creds: N must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        pairs = generate_keys(count, path)
+    except (KeyFileError, OSError) as exc:
+        print(f"ecs creds: {exc}", file=sys.stderr)
+        return 1
+    for pair in pairs:
+        print(f"{pair.key}:{pair.secret}")
+    print(f"appended {count} key hash(es) to {path}; the secrets are not stored", file=sys.stderr)
     return 0
 
 
-async def _check(settings: Settings) -> int:
-    check_bind_address(settings)
+async def _reap(settings: Settings, mode: ReapMode) -> int:
     http = engine_http_client(
         settings.docker_host,
         connect_timeout_s=settings.engine_connect_timeout_s,
         call_timeout_s=settings.engine_call_timeout_s,
     )
     async with http:
-        try:
-            version = await DockerClient(http).negotiate()
-        except EcsError as exc:
-            print(f"engine at {settings.docker_host}: FAILED: {exc.message}", file=sys.stderr)
-            return 1
-    print(f"configuration: ok\nengine at {settings.docker_host}: ok (API {version})")
-    return 0
+        janitor = Janitor(
+            DockerClient(http),
+            instance_id=settings.instance_id,
+            margin_s=settings.janitor_margin_s,
+            creation_grace_s=settings.engine_call_timeout_s,
+        )
+        return await janitor.reap_once(mode)

@@ -31,6 +31,16 @@ class PullPolicy(StrEnum):
     NEVER = "never"
 
 
+class OpenEndpoint(StrEnum):
+    """Endpoints that may be opened to callers without an API key."""
+
+    HEALTH = "health"
+    NOOP = "noop"
+    VERSION = "version"
+    METRICS = "metrics"
+    DOCS = "docs"
+
+
 class RegistryCredentials(BaseModel):
     """Credentials for one registry host, used when a request brings none."""
 
@@ -91,6 +101,32 @@ class Settings(BaseSettings):
 
     pull_policy: PullPolicy = PullPolicy.DEFAULT
     registries: dict[str, RegistryCredentials] = Field(default_factory=dict)
+    docker_config_file: Path | None = Field(
+        None, description="a Docker config.json whose `auths` section supplies registry creds"
+    )
+    image_allowlist: list[str] = Field(
+        default_factory=list,
+        description="glob patterns on the normalized reference; empty allows every image",
+    )
+
+    credentials_file: Path | None = Field(
+        None, description="htpasswd file of bcrypt API key hashes; none: loopback only, no auth"
+    )
+    open_endpoints: list[OpenEndpoint] = Field(
+        default_factory=lambda: [OpenEndpoint.HEALTH],
+        description="endpoints answered without a key when keys are configured",
+    )
+    rate_limit_per_s: float = Field(5.0, gt=0, description="requests per second per API key")
+    rate_limit_burst: int = Field(10, gt=0, description="requests a key may burst above the rate")
+    max_tasks_per_key: int = Field(25, gt=0, description="concurrent tasks per API key")
+
+    shutdown_grace_s: int = Field(
+        60, ge=0, description="seconds in-flight tasks get to finish after SIGTERM"
+    )
+    janitor_interval_s: float = Field(60.0, gt=0, description="seconds between janitor passes")
+    janitor_margin_s: float = Field(
+        30.0, ge=0, description="how long past its deadline a container may live before reaping"
+    )
 
     read_only_rootfs: bool = False
     log_driver: str = "json-file"

@@ -5,7 +5,8 @@
     │   ├── InvalidRequest         400, with one or more field problems
     │   ├── ImageNotAllowed        403, the image allowlist refused the reference
     │   ├── RegistryUnauthorized   403, the registry refused (or required) credentials
-    │   └── ImageNotFound          404, the registry or the engine has no such image
+    │   ├── ImageNotFound          404, the registry or the engine has no such image
+    │   └── RateLimited            429, the API key is over its rate or its task count
     ├── Overloaded                 503, every task slot and queue place is taken
     ├── RegistryUnreachable        503, the engine could not reach the image registry
     └── EngineError                the Docker Engine failed a call
@@ -89,6 +90,17 @@ class ImageNotFound(RequestRejected):
 
     status = 404
     code = "image_not_found"
+
+
+class RateLimited(RequestRejected):
+    """The API key exceeded its request rate or its concurrent tasks."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Overloaded(EcsError):

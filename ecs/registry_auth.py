@@ -6,6 +6,8 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from ecs.imageref import DOCKER_HUB, ImageReference
 
@@ -54,3 +56,35 @@ def credentials_for(
         if candidate in configured:
             return configured[candidate]
     return None
+
+
+def load_docker_config_auths(path: Path) -> dict[str, Credentials]:
+    """Credentials from a Docker ``config.json``'s ``auths`` section, keyed by host.
+
+    Entries carry ``auth`` (base64 of ``user:password``) or ``username``/``password``;
+    hosts written as URLs (``https://index.docker.io/v1/``) are kept as written and also
+    filed under their bare host.
+    """
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read Docker config {path}: {exc}") from exc
+    auths = document.get("auths", {}) if isinstance(document, dict) else {}
+    found: dict[str, Credentials] = {}
+    for server, entry in auths.items():
+        if not isinstance(entry, dict):
+            continue
+        username, password = entry.get("username"), entry.get("password")
+        if entry.get("auth"):
+            try:
+                decoded = base64.b64decode(entry["auth"]).decode()
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"Docker config {path}: bad auth for {server}") from exc
+            username, _, password = decoded.partition(":")
+        if not username or password is None:
+            continue
+        credentials = Credentials(str(username), str(password), entry.get("email"))
+        found[server] = credentials
+        host = urlsplit(server).netloc if "://" in server else server
+        found.setdefault(host, credentials)
+    return found

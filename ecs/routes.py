@@ -60,9 +60,11 @@ async def _json_body(request: Request) -> Any:
 async def create_task(request: Request) -> Response:
     """Run one container to completion and answer its exit code, stdout and stderr."""
     body = await _json_body(request)
-    log_fields = request.scope["state"].setdefault("log_fields", {})
+    state = request.scope["state"]
+    log_fields = state.setdefault("log_fields", {})
+    work = _runtime(request).run_task(body, state.get("api_key"), log_fields)
     try:
-        result = await until_disconnect(request, _runtime(request).run_task(body, log_fields))
+        result = await until_disconnect(request, work)
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     return JSONResponse(result.model_dump(), status_code=201)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,10 +10,14 @@ import httpx
 import structlog
 
 from ecs.cleanup import ContainerRemover
-from ecs.config import Settings
+from ecs.config import ConfigError, Settings
 from ecs.docker import DockerClient, engine_http_client
+from ecs.image_policy import ImageAllowlist
+from ecs.janitor import Janitor
+from ecs.keys import KeyFileError, KeyStore
 from ecs.pulls import ImagePuller
-from ecs.registry_auth import Credentials
+from ecs.ratelimit import KeyLimiter
+from ecs.registry_auth import Credentials, load_docker_config_auths
 from ecs.sandbox import ContainerPolicy
 from ecs.schemas import TaskResult
 from ecs.slots import TaskSlots
@@ -33,14 +38,22 @@ class Runtime:
     runner: TaskRunner
     slots: TaskSlots
     limits: TaskLimits
+    allowlist: ImageAllowlist
+    limiter: KeyLimiter
+    janitor: Janitor
+    keys: KeyStore | None
 
-    async def run_task(self, body: Any, log_fields: dict[str, Any]) -> TaskResult:
-        """The ``POST /tasks`` use case: check the body, wait for a slot, run, encode."""
+    async def run_task(
+        self, body: Any, api_key: str | None, log_fields: dict[str, Any]
+    ) -> TaskResult:
+        """The ``POST /tasks`` use case: check, admit (per key, then per node), run, encode."""
         spec = parse_task_request(body, self.limits)
+        self.allowlist.check(spec.image)
         task_id = new_task_id()
         log_fields.update(image=spec.image.familiar, task=task_id)
-        async with self.slots.slot():
-            outcome = await self.runner.run(spec, task_id)
+        with self.limiter.task(api_key) if api_key else nullcontext():
+            async with self.slots.slot():
+                outcome = await self.runner.run(spec, task_id)
         log_fields.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out)
         return TaskResult.from_outcome(outcome)
 
@@ -48,6 +61,29 @@ class Runtime:
         """Finish pending removals, then close the engine connection."""
         await self.remover.drain()
         await self.engine_http.aclose()
+
+
+def configured_credentials(settings: Settings) -> dict[str, Credentials]:
+    """Registry credentials from config: ``registries`` wins over the Docker config file."""
+    found: dict[str, Credentials] = {}
+    if settings.docker_config_file is not None:
+        try:
+            found.update(load_docker_config_auths(settings.docker_config_file))
+        except ValueError as exc:
+            raise ConfigError(f"docker_config_file: {exc}") from exc
+    for host, creds in settings.registries.items():
+        found[host] = Credentials(creds.username, creds.password.get_secret_value(), creds.email)
+    return found
+
+
+def load_keys(settings: Settings) -> KeyStore | None:
+    """The API key store, or None when no credentials file is configured."""
+    if settings.credentials_file is None:
+        return None
+    try:
+        return KeyStore(settings.credentials_file)
+    except KeyFileError as exc:
+        raise ConfigError(f"credentials_file: {exc}") from exc
 
 
 def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = None) -> Runtime:
@@ -58,11 +94,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         call_timeout_s=settings.engine_call_timeout_s,
     )
     docker = DockerClient(http, pull_timeout_s=settings.pull_timeout_s)
-    configured = {
-        host: Credentials(creds.username, creds.password.get_secret_value(), creds.email)
-        for host, creds in settings.registries.items()
-    }
-    puller = ImagePuller(docker, settings.pull_policy, configured)
+    puller = ImagePuller(docker, settings.pull_policy, configured_credentials(settings))
     remover = ContainerRemover(docker)
     policy = ContainerPolicy(
         read_only_rootfs=settings.read_only_rootfs,
@@ -77,8 +109,13 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         instance_id=settings.instance_id,
         output_cap_bytes=settings.output_cap_bytes,
     )
-    slots = TaskSlots(
-        settings.max_concurrent_tasks, settings.max_queued_tasks, settings.overload_retry_after_s
+    janitor = Janitor(
+        docker,
+        instance_id=settings.instance_id,
+        margin_s=settings.janitor_margin_s,
+        # A container is registered as soon as its create call returns.
+        creation_grace_s=settings.engine_call_timeout_s,
+        is_owned=remover.owns,
     )
     return Runtime(
         settings=settings,
@@ -86,6 +123,16 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         docker=docker,
         remover=remover,
         runner=runner,
-        slots=slots,
+        slots=TaskSlots(
+            settings.max_concurrent_tasks,
+            settings.max_queued_tasks,
+            settings.overload_retry_after_s,
+        ),
         limits=TaskLimits.from_settings(settings),
+        allowlist=ImageAllowlist(settings.image_allowlist),
+        limiter=KeyLimiter(
+            settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_tasks_per_key
+        ),
+        janitor=janitor,
+        keys=load_keys(settings),
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import uvicorn
 
 from ecs.app import create_app
 from ecs.config import ConfigError, Settings
+from ecs.docker import DockerClient, engine_http_client
+from ecs.exceptions import EcsError
 
 
 def is_loopback(host: str) -> bool:
@@ -22,16 +25,37 @@ def is_loopback(host: str) -> bool:
 
 def check_bind_address(settings: Settings) -> None:
     """Refuse to listen beyond loopback without authentication configured."""
-    if not is_loopback(settings.host):
+    if settings.credentials_file is None and not is_loopback(settings.host):
         raise ConfigError(
-            f"host {settings.host!r} is not loopback and no credentials file is configured: "
-            "ECS listens beyond 127.0.0.1 only with API keys (set credentials_file)"
+            f"host {settings.host!r} is not loopback and no credentials_file is configured: "
+            "ECS listens beyond 127.0.0.1 only with API keys (see `ecs creds`)"
         )
 
 
-def serve(settings: Settings) -> None:
-    """Run ECS until SIGINT/SIGTERM; uvicorn stops accepting, drains, then the lifespan ends."""
+async def check_engine(settings: Settings) -> str:
+    """Reach the engine and agree on an API version, or raise with a clear message."""
+    http = engine_http_client(
+        settings.docker_host,
+        connect_timeout_s=settings.engine_connect_timeout_s,
+        call_timeout_s=settings.engine_call_timeout_s,
+    )
+    async with http:
+        try:
+            return await DockerClient(http).negotiate()
+        except EcsError as exc:
+            raise ConfigError(
+                f"Docker Engine at {settings.docker_host} is not usable: {exc.message}"
+            ) from exc
+
+
+def serve(settings: Settings) -> int:
+    """Run ECS until SIGINT/SIGTERM and return the exit status.
+
+    On the signal uvicorn stops accepting and lets in-flight tasks finish for up to
+    ``shutdown_grace_s``; then it cancels them, and the lifespan removes what is left.
+    """
     check_bind_address(settings)
+    asyncio.run(check_engine(settings))  # fail fast, before binding, with a clear message
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -41,5 +65,8 @@ def serve(settings: Settings) -> None:
         access_log=False,  # ECS logs its own request line, with the correlation id
         log_config=None,
         lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1

@@ -98,6 +98,7 @@ class TaskRunner:
             await self._puller.ensure_present(spec.image, spec.credentials)
         with self._stage("create"):
             container_id = await self._create(spec, task_id)
+        self._remover.track(container_id)
         try:
             return await self._run_created(container_id, spec)
         finally:

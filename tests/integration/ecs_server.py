@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -12,13 +13,15 @@ from ecs.app import create_app
 from ecs.config import Settings, load_settings
 
 TEST_INSTANCE = "pytest"
+_instances = itertools.count(1)
 
 
 class EcsServer:
     """Starts ECS on a free loopback port; ``url`` is its base URL once started."""
 
     def __init__(self, **overrides: Any) -> None:
-        overrides.setdefault("instance_id", TEST_INSTANCE)
+        # Each server its own instance id: one server's janitor never touches another's work.
+        overrides.setdefault("instance_id", f"{TEST_INSTANCE}-{next(_instances)}")
         overrides.setdefault("port", 0)
         self.settings: Settings = load_settings(None, **overrides)
         self.app = create_app(self.settings)

@@ -1,0 +1,75 @@
+"""Per-key limits, as the original nginx front had them: a request rate and concurrent tasks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ecs.exceptions import RateLimited
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class KeyLimiter:
+    """A token bucket per key (``rate`` per second, ``burst`` deep) and a task count per key."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: int,
+        max_tasks: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = rate_per_s
+        self._burst = burst
+        self._max_tasks = max_tasks
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._tasks: dict[str, int] = {}
+
+    def take(self, key: str) -> None:
+        """Spend one request token of ``key`` or raise RateLimited with the wait."""
+        now = self._clock()
+        bucket = self._buckets.setdefault(key, _Bucket(tokens=self._burst, updated=now))
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket.updated = now
+        if bucket.tokens < 1:
+            wait = math.ceil((1 - bucket.tokens) / self._rate)
+            raise RateLimited(
+                f"key {key} is over its rate of {self._rate:g} requests per second",
+                retry_after_s=max(wait, 1),
+            )
+        bucket.tokens -= 1
+        if len(self._buckets) > 10_000:
+            self._forget_full_buckets(now)
+
+    @contextmanager
+    def task(self, key: str) -> Iterator[None]:
+        """Count one running task of ``key`` for the block, or raise RateLimited."""
+        running = self._tasks.get(key, 0)
+        if running >= self._max_tasks:
+            raise RateLimited(
+                f"key {key} already runs {running} tasks, its maximum", retry_after_s=1
+            )
+        self._tasks[key] = running + 1
+        try:
+            yield
+        finally:
+            left = self._tasks[key] - 1
+            if left:
+                self._tasks[key] = left
+            else:
+                del self._tasks[key]
+
+    def _forget_full_buckets(self, now: float) -> None:
+        # A bucket that has refilled completely holds no information; drop it.
+        for key, bucket in list(self._buckets.items()):
+            if bucket.tokens + (now - bucket.updated) * self._rate >= self._burst:
+                del self._buckets[key]
