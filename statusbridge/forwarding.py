@@ -24,7 +24,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from statusbridge.config import Config, EcsTargetSettings
-from statusbridge.exceptions import ApiError, StatusBridgeError
+from statusbridge.exceptions import ApiError, ConfigError, StatusBridgeError
 from statusbridge.prometheus import HistogramBaseline, InvalidExpositionError
 from statusbridge.signalfx import (
     Datapoint,
@@ -142,6 +142,9 @@ class ForwardingJob:
     ) -> None:
         if not targets:
             raise ValueError("a forwarding job needs at least one target")
+        if len(set(targets)) != len(targets):
+            # Targets key the histogram baselines; a twin would corrupt both deltas.
+            raise ValueError("a forwarding target is listed twice")
         self.targets = tuple(targets)
         self.interval_s = interval_s or min(target.interval_s for target in self.targets)
         self.sink = sink
@@ -241,10 +244,15 @@ def build_forwarding_job(
     """The forwarding job for ``config.ecs_targets``, or ``None`` when there are none.
 
     Static dimensions come from ``[signalfx] dimensions``. Without ``http_client`` the job
-    makes its own and closes it in ``aclose()``.
+    makes its own and closes it in ``aclose()``. A URL listed twice raises
+    :class:`~statusbridge.exceptions.ConfigError`.
     """
     if not config.ecs_targets:
         return None
+    urls = [settings.url for settings in config.ecs_targets]
+    twice = sorted({url for url in urls if urls.count(url) > 1})
+    if twice:
+        raise ConfigError(f"ecs_targets: url listed twice: {', '.join(twice)}")
     owns = http_client is None
     client = http_client if http_client is not None else httpx.AsyncClient()
     return ForwardingJob(

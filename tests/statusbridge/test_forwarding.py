@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from statusbridge.config import Config
+from statusbridge.exceptions import ConfigError
 from statusbridge.forwarding import (
     ForwardingError,
     ForwardingJob,
@@ -270,6 +271,14 @@ async def test_no_token_means_dry_run(http: httpx.AsyncClient) -> None:
     assert isinstance(job.sink, DryRunSink)
     assert job.targets == (Target("http://127.0.0.1:8448/metrics", "127.0.0.1:8448", 10.0),)
     assert logs[0]["event"] == "forwarding.dry_run"
+
+
+def test_duplicate_target_is_a_config_error() -> None:
+    """The same ECS URL listed twice stops start-up with a message naming the key."""
+    url = "http://127.0.0.1:8448/metrics"
+    config = Config(ecs_targets=[{"url": url}, {"url": url, "name": "again"}])
+    with pytest.raises(ConfigError, match="ecs_targets: url listed twice"):
+        build_forwarding_job(config, dry_run=True)
 
 
 def test_no_targets_no_job() -> None:
