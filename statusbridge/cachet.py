@@ -250,21 +250,22 @@ def parse_time(value: object) -> int | None:
 
 
 def _point(raw: dict[str, Any]) -> Point:
-    value = raw.get("value")
     return Point(
         id=_id(raw),
-        value=float(value) if isinstance(value, int | float | str) and _is_number(value) else None,
+        value=_float(raw.get("value")),
         counter=_int(raw.get("counter")) or 1,
         created_at=parse_time(raw.get("created_at")),
     )
 
 
-def _is_number(value: object) -> bool:
+def _float(value: object) -> float | None:
+    # Cachet renders values as numbers or numeric strings depending on version and driver.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
     try:
-        float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return True
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _incident(raw: dict[str, Any]) -> Incident:

@@ -195,9 +195,9 @@ async def _push_bucket(
                 stored_at=stored.created_at,
                 counter=stored.counter,
             )
-    previous = ctx.state.load(check_id).watermark
-    ctx.state.commit_bucket(check_id, max(watermark, previous or 0))
-    report.watermark = max(watermark, previous or 0)
+    # A backfill re-walks old buckets; it never moves the watermark backwards.
+    report.watermark = max(watermark, report.watermark or 0)
+    ctx.state.commit_bucket(check_id, report.watermark)
 
 
 def _clamp_to_retention(
