@@ -45,8 +45,10 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
                 janitor.cancel()
                 await asyncio.gather(janitor, return_exceptions=True)
         finally:
+            # Requests cut off by the shutdown grace are still unwinding: let them finish,
+            # then remove whatever they leave.
+            await runtime.wait_idle(timeout_s=settings.engine_call_timeout_s)
             await runtime.remover.drain()
-            # Requests cancelled by the shutdown grace may still have left containers.
             await _final_sweep(runtime)
             await runtime.aclose()
 
@@ -78,7 +80,7 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
 
 async def _final_sweep(runtime: Runtime) -> None:
     try:
-        await runtime.janitor.reap_once(ReapMode.STARTUP)
+        await runtime.janitor.reap_once(ReapMode.STARTUP, include_owned=True)
     except EcsError as exc:
         log.warning("final_sweep_failed", error=exc.message)
 

@@ -21,14 +21,22 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     watcher = asyncio.ensure_future(_wait_for_disconnect(request))
     try:
         await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        # The server gave up on this request (shutdown grace over): so does the work.
+        await _cancel_and_wait(job)
+        raise
     finally:
         watcher.cancel()
     if job.done():
         return job.result()
-    job.cancel()
-    # The cancelled work's cleanup (its ``finally``) runs before we return.
-    await asyncio.gather(job, return_exceptions=True)
+    await _cancel_and_wait(job)
     raise ClientDisconnected
+
+
+async def _cancel_and_wait(job: asyncio.Future[T]) -> None:
+    """Cancel ``job`` and let its cleanup (its ``finally``) run before going on."""
+    job.cancel()
+    await asyncio.shield(asyncio.gather(job, return_exceptions=True))
 
 
 async def _wait_for_disconnect(request: Request) -> None:

@@ -56,13 +56,19 @@ class Janitor:
         self._on_reaped = on_reaped
         self._clock = clock
 
-    async def reap_once(self, mode: ReapMode) -> int:
-        """One pass; returns how many containers were removed."""
+    async def reap_once(self, mode: ReapMode, *, include_owned: bool = False) -> int:
+        """One pass; returns how many containers were removed.
+
+        ``include_owned`` is for the very end of a shutdown, when every request is over
+        and an owned container can only be one whose request was cut off.
+        """
         now = self._clock()
         reaped = 0
         for container in await self._docker.list_containers({LABEL_MANAGED: "true"}):
             container_id = str(container["Id"])
-            if self._is_owned(container_id) or not self._abandoned(container, mode, now):
+            if not include_owned and self._is_owned(container_id):
+                continue
+            if not self._abandoned(container, mode, now):
                 continue
             try:
                 await self._docker.remove(container_id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -42,11 +43,16 @@ class Runtime:
     limiter: KeyLimiter
     janitor: Janitor
     keys: KeyStore | None
+    active: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def run_task(
         self, body: Any, api_key: str | None, log_fields: dict[str, Any]
     ) -> TaskResult:
         """The ``POST /tasks`` use case: check, admit (per key, then per node), run, encode."""
+        current = asyncio.current_task()
+        if current is not None:
+            self.active.add(current)
+            current.add_done_callback(self.active.discard)
         spec = parse_task_request(body, self.limits)
         self.allowlist.check(spec.image)
         task_id = new_task_id()
@@ -56,6 +62,11 @@ class Runtime:
                 outcome = await self.runner.run(spec, task_id)
         log_fields.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out)
         return TaskResult.from_outcome(outcome)
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Wait (bounded) until no task request is running any more."""
+        if self.active:
+            await asyncio.wait(set(self.active), timeout=timeout_s)
 
     async def aclose(self) -> None:
         """Finish pending removals, then close the engine connection."""

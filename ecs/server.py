@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from types import FrameType
 
 import uvicorn
 
@@ -48,6 +49,21 @@ async def check_engine(settings: Settings) -> str:
             ) from exc
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server where the first SIGTERM/SIGINT drains and exits 0, a second forces.
+
+    uvicorn re-raises the signal after a graceful stop, so the process would die of it;
+    an orchestrator that asked for the stop should see a clean exit instead.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Only set flags: the serve loop notices them."""
+        if self.should_exit:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+
 def serve(settings: Settings) -> int:
     """Run ECS until SIGINT/SIGTERM and return the exit status.
 
@@ -67,6 +83,6 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config)
     server.run()
     return 0 if server.started else 1
