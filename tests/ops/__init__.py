@@ -1,0 +1,1 @@
+"""Tests of the operations files: image, deployment manifests, generated docs."""
