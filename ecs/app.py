@@ -19,7 +19,7 @@ from ecs.errors import install_error_handlers
 from ecs.exceptions import EcsError
 from ecs.janitor import ReapMode
 from ecs.middleware import BodyGuardMiddleware, CorrelationMiddleware
-from ecs.routes import router
+from ecs.routes import metrics_router, router
 from ecs.runtime import Runtime, build_runtime
 from ecs.task_request import TaskRequest
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
     )
     app.state.runtime = runtime
     app.include_router(router)
+    app.include_router(metrics_router)
     install_error_handlers(app)
     # Added innermost first: correlation → auth → body guard → routes.
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.body_cap_bytes)
@@ -73,7 +74,7 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
             limiter=runtime.limiter,
             open_endpoints=settings.open_endpoints,
         )
-    app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(CorrelationMiddleware, observe=runtime.metrics.observe_request)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

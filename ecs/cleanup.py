@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 import stamina
 import structlog
@@ -16,8 +18,13 @@ log = structlog.get_logger(__name__)
 class ContainerRemover:
     """Removes containers in the background and can wait until every removal is done."""
 
-    def __init__(self, docker: DockerClient) -> None:
+    def __init__(
+        self,
+        docker: DockerClient,
+        on_stage: Callable[[str, float], None] = lambda _stage, _seconds: None,
+    ) -> None:
         self._docker = docker
+        self._on_stage = on_stage
         self._pending: set[asyncio.Task[None]] = set()
         self._owned: set[str] = set()
 
@@ -46,8 +53,10 @@ class ContainerRemover:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def _remove(self, container_id: str) -> None:
+        started = time.perf_counter()
         try:
             await self._remove_with_retries(container_id)
+            self._on_stage("delete", time.perf_counter() - started)
         except Exception as exc:  # the janitor reaps what is left; never crash here
             log.warning("container_remove_failed", container=container_id[:12], error=str(exc))
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -70,9 +70,16 @@ def engine_http_client(
 class DockerClient:
     """The engine calls of the task pipeline, the janitor and the health check."""
 
-    def __init__(self, http: httpx.AsyncClient, *, pull_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        pull_timeout_s: float = 300.0,
+        on_error: Callable[[str], None] = lambda _kind: None,
+    ) -> None:
         self._http = http
         self._pull_timeout_s = pull_timeout_s
+        self._on_error = on_error
         self._prefix: str | None = None
         self._negotiate_lock = asyncio.Lock()
 
@@ -219,12 +226,23 @@ class DockerClient:
         try:
             response = await self._http.request(method, url, params=params, json=body, **extra)
         except httpx.TimeoutException as exc:
-            raise EngineUnreachable(f"engine did not answer {method} {path} in time") from exc
+            raise self._counted(
+                EngineUnreachable(f"engine did not answer {method} {path} in time")
+            ) from exc
         except httpx.TransportError as exc:
-            raise EngineUnreachable(f"engine unreachable: {exc}") from exc
+            raise self._counted(EngineUnreachable(f"engine unreachable: {exc}")) from exc
         if response.status_code >= 400:
-            raise _error_for(response.status_code, _engine_message(response.content), method, path)
+            error = _error_for(
+                response.status_code, _engine_message(response.content), method, path
+            )
+            raise self._counted(error)
         return response
+
+    def _counted(self, error: EngineError) -> EngineError:
+        # 404 and 409 are answers about the world (no such image, already stopped), not faults.
+        if isinstance(error, EngineUnreachable | EngineApiError | EngineUnauthorized):
+            self._on_error(error.code)
+        return error
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._call(method, path, **kwargs)
@@ -248,12 +266,15 @@ class DockerClient:
             ) as response:
                 if response.status_code >= 400:
                     content = await response.aread()
-                    raise _error_for(response.status_code, _engine_message(content), method, path)
+                    error = _error_for(response.status_code, _engine_message(content), method, path)
+                    raise self._counted(error)
                 yield response
         except httpx.TimeoutException as exc:
-            raise EngineUnreachable(f"engine did not answer {method} {path} in time") from exc
+            raise self._counted(
+                EngineUnreachable(f"engine did not answer {method} {path} in time")
+            ) from exc
         except httpx.TransportError as exc:
-            raise EngineUnreachable(f"engine unreachable: {exc}") from exc
+            raise self._counted(EngineUnreachable(f"engine unreachable: {exc}")) from exc
 
 
 def _engine_message(content: bytes) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -24,6 +25,13 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;\s*charset=utf-?8\s*)?$", re.I)
 
 
+RequestObserver = Callable[[str, str, int, float], None]
+
+
+def _ignore_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Default observer: request figures go nowhere."""
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -31,8 +39,9 @@ class _BodyTooLarge(Exception):
 class CorrelationMiddleware:
     """Gives every request a correlation id, logs one line for it, and answers 500 as JSON."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observe: RequestObserver = _ignore_request) -> None:
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,13 +73,16 @@ class CorrelationMiddleware:
                     response = error_response(500, [problem], correlation_id)
                     await response(scope, receive, send_with_id)
             finally:
-                route = scope.get("route")
+                # The route template, never the raw path: bounded label values.
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                seconds = time.perf_counter() - started
+                self.observe(scope["method"], route, status, seconds)
                 log.info(
                     "request",
                     method=scope["method"],
-                    route=getattr(route, "path", None) or "unmatched",
+                    route=route,
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(seconds * 1000, 2),
                     **scope.get("state", {}).get("log_fields", {}),
                 )
 

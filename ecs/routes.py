@@ -18,6 +18,7 @@ from ecs.schemas import HealthResponse, NoopResponse, TaskResult, VersionRespons
 from ecs.task_request import TaskRequest
 
 router = APIRouter(prefix=f"/{API_VERSION}")
+metrics_router = APIRouter()
 
 # Tells the client which ``status`` a hung-up request is logged with (nginx's 499).
 CLIENT_CLOSED_REQUEST = 499
@@ -107,4 +108,11 @@ async def health(request: Request, quick: str | None = None) -> JSONResponse:
     )
 
 
-__all__ = ["TaskRequest", "router"]
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """The Prometheus text exposition of this ECS process."""
+    exposition = _runtime(request).metrics
+    return Response(exposition.exposition(), media_type=exposition.content_type)
+
+
+__all__ = ["TaskRequest", "metrics_router", "router"]

@@ -16,6 +16,7 @@ from ecs.docker import DockerClient, engine_http_client
 from ecs.image_policy import ImageAllowlist
 from ecs.janitor import Janitor
 from ecs.keys import KeyFileError, KeyStore
+from ecs.metrics import EcsMetrics
 from ecs.pulls import ImagePuller
 from ecs.ratelimit import KeyLimiter
 from ecs.registry_auth import Credentials, load_docker_config_auths
@@ -43,6 +44,7 @@ class Runtime:
     limiter: KeyLimiter
     janitor: Janitor
     keys: KeyStore | None
+    metrics: EcsMetrics
     active: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def run_task(
@@ -53,13 +55,18 @@ class Runtime:
         if current is not None:
             self.active.add(current)
             current.add_done_callback(self.active.discard)
-        spec = parse_task_request(body, self.limits)
-        self.allowlist.check(spec.image)
-        task_id = new_task_id()
-        log_fields.update(image=spec.image.familiar, task=task_id)
-        with self.limiter.task(api_key) if api_key else nullcontext():
-            async with self.slots.slot():
-                outcome = await self.runner.run(spec, task_id)
+        try:
+            spec = parse_task_request(body, self.limits)
+            self.allowlist.check(spec.image)
+            task_id = new_task_id()
+            log_fields.update(image=spec.image.familiar, task=task_id)
+            with self.limiter.task(api_key) if api_key else nullcontext():
+                async with self.slots.slot():
+                    outcome = await self.runner.run(spec, task_id)
+        except Exception as exc:
+            self.metrics.task_failed(exc)
+            raise
+        self.metrics.task_finished(timed_out=outcome.timed_out, oom_killed=outcome.oom_killed)
         log_fields.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out)
         return TaskResult.from_outcome(outcome)
 
@@ -104,9 +111,12 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         connect_timeout_s=settings.engine_connect_timeout_s,
         call_timeout_s=settings.engine_call_timeout_s,
     )
-    docker = DockerClient(http, pull_timeout_s=settings.pull_timeout_s)
+    metrics = EcsMetrics()
+    docker = DockerClient(
+        http, pull_timeout_s=settings.pull_timeout_s, on_error=metrics.engine_error
+    )
     puller = ImagePuller(docker, settings.pull_policy, configured_credentials(settings))
-    remover = ContainerRemover(docker)
+    remover = ContainerRemover(docker, on_stage=metrics.observe_stage)
     policy = ContainerPolicy(
         read_only_rootfs=settings.read_only_rootfs,
         log_driver=settings.log_driver,
@@ -119,6 +129,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         policy,
         instance_id=settings.instance_id,
         output_cap_bytes=settings.output_cap_bytes,
+        on_stage=metrics.observe_stage,
     )
     janitor = Janitor(
         docker,
@@ -127,18 +138,19 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         # A container is registered as soon as its create call returns.
         creation_grace_s=settings.engine_call_timeout_s,
         is_owned=remover.owns,
+        on_reaped=metrics.containers_reaped,
     )
+    slots = TaskSlots(
+        settings.max_concurrent_tasks, settings.max_queued_tasks, settings.overload_retry_after_s
+    )
+    metrics.track_slots(lambda: slots.running, lambda: slots.queued)
     return Runtime(
         settings=settings,
         engine_http=http,
         docker=docker,
         remover=remover,
         runner=runner,
-        slots=TaskSlots(
-            settings.max_concurrent_tasks,
-            settings.max_queued_tasks,
-            settings.overload_retry_after_s,
-        ),
+        slots=slots,
         limits=TaskLimits.from_settings(settings),
         allowlist=ImageAllowlist(settings.image_allowlist),
         limiter=KeyLimiter(
@@ -146,4 +158,5 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         ),
         janitor=janitor,
         keys=load_keys(settings),
+        metrics=metrics,
     )

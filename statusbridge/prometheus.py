@@ -151,11 +151,15 @@ def convert(
     timestamp_ms: int,
     dimensions: Mapping[str, str],
     baseline: Mapping[SeriesKey, Buckets],
+    target_seen: bool = False,
 ) -> Conversion:
     """Convert one scrape's exposition ``text`` into datapoints (see the module docstring).
 
     ``baseline`` holds the previous scrape's buckets per histogram series; the returned
     :class:`Conversion` holds this scrape's, so series that disappeared are forgotten.
+    ``target_seen`` says the target was scraped before: a histogram series that is new
+    then started from zero since that scrape (prometheus-client creates a labelled series
+    on its first observation), so all its observations are the delta.
     Raises :class:`InvalidExpositionError` when the text does not parse.
     """
     try:
@@ -185,7 +189,7 @@ def convert(
                 elif suffix == "":
                     out.append(emit.gauge("", sample.value, sample.labels))
         elif family.type == "histogram":
-            out.extend(_histogram(family, emit, baseline, new_baseline))
+            out.extend(_histogram(family, emit, baseline, new_baseline, target_seen))
     return Conversion(datapoints=out, baseline=new_baseline)
 
 
@@ -194,6 +198,7 @@ class HistogramBaseline:
 
     def __init__(self) -> None:
         self._buckets: dict[SeriesKey, Buckets] = {}
+        self._scraped = False
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -203,9 +208,14 @@ class HistogramBaseline:
     ) -> list[Datapoint]:
         """Run :func:`convert` against the stored buckets and keep the new ones."""
         result = convert(
-            text, timestamp_ms=timestamp_ms, dimensions=dimensions, baseline=self._buckets
+            text,
+            timestamp_ms=timestamp_ms,
+            dimensions=dimensions,
+            baseline=self._buckets,
+            target_seen=self._scraped,
         )
         self._buckets = result.baseline
+        self._scraped = True
         return result.datapoints
 
 
@@ -246,6 +256,7 @@ def _histogram(
     emit: _Emitter,
     baseline: Mapping[SeriesKey, Buckets],
     new_baseline: dict[SeriesKey, Buckets],
+    target_seen: bool,
 ) -> list[Datapoint]:
     buckets: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
     labels_of: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
@@ -265,7 +276,10 @@ def _histogram(
         key: SeriesKey = (family.name, series)
         current: Buckets = tuple(sorted(raw))
         new_baseline[key] = current
-        delta = bucket_deltas(baseline.get(key), current)
+        previous = baseline.get(key)
+        if previous is None and target_seen:
+            previous = tuple((bound, 0.0) for bound, _ in current)
+        delta = bucket_deltas(previous, current)
         if delta is None:
             continue
         for q, suffix in PERCENTILES:

@@ -242,3 +242,21 @@ def test_deltas_are_never_negative_and_percentiles_stay_in_range(
     assert len(numbers) == 3
     assert numbers == sorted(numbers)
     assert all(0.0 <= value <= 1.0 for value in numbers)
+
+
+def test_series_new_since_the_last_scrape_counts_from_zero() -> None:
+    """A labelled histogram first seen on a target's second scrape gets percentiles at once."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from statusbridge.prometheus import HistogramBaseline
+
+    registry = CollectorRegistry()
+    histogram = Histogram("ecs_d_seconds", "d", ["route"], buckets=(0.1, 1.0), registry=registry)
+    baseline = HistogramBaseline()
+    first = baseline.convert(generate_latest(registry).decode(), timestamp_ms=1, dimensions={})
+    assert not [dp for dp in first if dp.metric.endswith(".p50")]
+    for _ in range(4):
+        histogram.labels("/new").observe(0.05)
+    second = baseline.convert(generate_latest(registry).decode(), timestamp_ms=2, dimensions={})
+    (p50,) = [dp for dp in second if dp.metric == "ecs.d.seconds.p50"]
+    assert p50.value == pytest.approx(0.05)  # rank 2 of 4 in (0, 0.1]

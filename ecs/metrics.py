@@ -1,0 +1,135 @@
+"""ECS's Prometheus metrics, in a registry owned by the app (no process-global state).
+
+One ECS process serves with one uvicorn worker, so a plain registry is exact; scale out
+with more processes or nodes, each scraped on its own ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ecs.exceptions import (
+    ImageNotFound,
+    Overloaded,
+    RegistryUnauthorized,
+    RegistryUnreachable,
+    RequestRejected,
+)
+
+# 5 ms to 10 min: a noop answers in milliseconds, a task may run for its whole timeout.
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+STAGES = ("pull", "create", "start", "run", "logs", "delete")
+OUTCOMES = ("exited", "timed_out", "oom_killed", "pull_failed", "rejected", "error")
+
+
+class EcsMetrics:
+    """Every metric ECS exposes, and the small recording methods the code calls."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "ecs_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.request_duration = Histogram(
+            "ecs_http_request_duration_seconds",
+            "HTTP request duration",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage_duration = Histogram(
+            "ecs_task_stage_duration_seconds",
+            "Time spent in each task pipeline stage",
+            ["stage"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.tasks = Counter("ecs_tasks", "Tasks by outcome", ["outcome"], registry=self.registry)
+        self.in_flight = Gauge(
+            "ecs_tasks_in_flight", "Tasks holding a slot", registry=self.registry
+        )
+        self.queued = Gauge("ecs_tasks_queued", "Tasks waiting for a slot", registry=self.registry)
+        self.reaped = Counter(
+            "ecs_containers_reaped",
+            "Abandoned containers removed by the janitor",
+            registry=self.registry,
+        )
+        self.engine_errors = Counter(
+            "ecs_engine_errors",
+            "Failed Docker Engine calls by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        for stage in STAGES:
+            self.stage_duration.labels(stage)
+        for outcome in OUTCOMES:
+            self.tasks.labels(outcome)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered HTTP request."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_duration.labels(route).observe(seconds)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        """One pipeline stage of one task."""
+        self.stage_duration.labels(stage).observe(seconds)
+
+    def task_finished(self, *, timed_out: bool, oom_killed: bool) -> None:
+        """A task that ran."""
+        outcome = "timed_out" if timed_out else "oom_killed" if oom_killed else "exited"
+        self.tasks.labels(outcome).inc()
+
+    def task_failed(self, error: BaseException) -> None:
+        """A task that did not run to an outcome."""
+        self.tasks.labels(task_failure_outcome(error)).inc()
+
+    def engine_error(self, kind: str) -> None:
+        """One failed engine call."""
+        self.engine_errors.labels(kind).inc()
+
+    def containers_reaped(self, count: int) -> None:
+        """The janitor removed ``count`` containers."""
+        self.reaped.inc(count)
+
+    def track_slots(self, running: Callable[[], int], queued: Callable[[], int]) -> None:
+        """Read the slot gauges from the admission control at scrape time."""
+        self.in_flight.set_function(running)
+        self.queued.set_function(queued)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
+
+
+def task_failure_outcome(error: BaseException) -> str:
+    """The outcome label of a task that failed before it had an exit code."""
+    if isinstance(error, ImageNotFound | RegistryUnauthorized | RegistryUnreachable):
+        return "pull_failed"
+    if isinstance(error, RequestRejected | Overloaded):
+        return "rejected"
+    return "error"
