@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.ecs_server import EcsServer
+from tests.integration.ecs_server import SESSION_INSTANCE_PREFIX, EcsServer
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 OPEN_REGISTRY = "127.0.0.1:5000"
@@ -42,13 +42,18 @@ def engine() -> Iterator[httpx.Client]:
 
 
 def managed_containers(engine: httpx.Client) -> list[dict[str, Any]]:
-    """Every container, running or not, that carries ECS's label."""
+    """Every container, running or not, made by an ECS of this test session."""
     answer = engine.get(
         "/containers/json", params={"all": "1", "filters": f'{{"label": ["{MANAGED_LABEL}"]}}'}
     )
     answer.raise_for_status()
-    found: list[dict[str, Any]] = answer.json()
-    return found
+    return [
+        container
+        for container in answer.json()
+        if (container.get("Labels") or {})
+        .get("io.ecs.instance", "")
+        .startswith(SESSION_INSTANCE_PREFIX)
+    ]
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:

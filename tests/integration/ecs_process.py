@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.integration.ecs_server import new_instance_id
+
 
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
@@ -32,6 +34,7 @@ class EcsProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith("ECS_")},
             "ECS_PORT": str(self.port),
             "ECS_LOG_FORMAT": "json",
+            "ECS_INSTANCE_ID": new_instance_id(),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

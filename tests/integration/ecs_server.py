@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from typing import Any
@@ -12,8 +13,15 @@ import uvicorn
 from ecs.app import create_app
 from ecs.config import Settings, load_settings
 
-TEST_INSTANCE = "pytest"
+# Every ECS a test session starts is named after the session, so that test runs sharing
+# one engine (two developers, or a developer and a benchmark) never judge each other's work.
+SESSION_INSTANCE_PREFIX = f"pytest-{os.getpid()}-"
 _instances = itertools.count(1)
+
+
+def new_instance_id() -> str:
+    """A fresh ECS instance id belonging to this test session."""
+    return f"{SESSION_INSTANCE_PREFIX}{next(_instances)}"
 
 
 class EcsServer:
@@ -21,7 +29,7 @@ class EcsServer:
 
     def __init__(self, **overrides: Any) -> None:
         # Each server its own instance id: one server's janitor never touches another's work.
-        overrides.setdefault("instance_id", f"{TEST_INSTANCE}-{next(_instances)}")
+        overrides.setdefault("instance_id", new_instance_id())
         overrides.setdefault("port", 0)
         self.settings: Settings = load_settings(None, **overrides)
         self.app = create_app(self.settings)

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     wait_until,
 )
 from tests.integration.ecs_process import EcsProcess, run_ecs_command
+from tests.integration.ecs_server import SESSION_INSTANCE_PREFIX, new_instance_id
 
 TASK = {"docker_image": "owner/repo:tag", "cmd": ["echo", "ok"]}
 PRIVATE = f"{AUTH_REGISTRY}/owner/private:tag"
@@ -200,7 +201,7 @@ def test_kill_9_mid_task_then_restart_reaps_the_orphan(
     tmp_path: Path, engine: httpx.Client
 ) -> None:
     """A crashed ECS leaves its container; the next start removes it before serving."""
-    settings = {"ECS_INSTANCE_ID": "crash-test"}
+    settings = {"ECS_INSTANCE_ID": new_instance_id()}
     first = EcsProcess(tmp_path / "first.log", **settings).start()
     try:
         post_in_background(first.url, {**TASK, "cmd": ["sleep", "300"]})
@@ -361,7 +362,7 @@ def test_reap_command_removes_overdue_containers(engine: httpx.Client) -> None:
         "Cmd": ["true"],
         "Labels": {
             "io.ecs.managed": "true",
-            "io.ecs.instance": "elsewhere",
+            "io.ecs.instance": f"{SESSION_INSTANCE_PREFIX}elsewhere",
             "io.ecs.deadline": "1",
         },
     }
