@@ -74,15 +74,16 @@ def bare_engine_run(engine: httpx.Client) -> float:
     request = ContainerRequest(IMAGE, CMD, {}, memory_mb=256, cpus=1.0, pids=256)
     body = container_config(request, ContainerPolicy(), {})
     container = engine.post("/containers/create", json=body).json()["Id"]
-    with httpx.Client(
-        transport=httpx.HTTPTransport(uds=SOCKET), base_url="http://docker/v1.41", timeout=60
-    ) as attach_client:
-        with attach_client.stream(
-            "POST", f"/containers/{container}/attach", params={"stream": 1, "stdout": 1, "stderr": 1}
-        ) as output:
-            engine.post(f"/containers/{container}/start").raise_for_status()
-            engine.post(f"/containers/{container}/wait").raise_for_status()
-            output.read()
+    attach = {"stream": 1, "stdout": 1, "stderr": 1}
+    with (
+        httpx.Client(
+            transport=httpx.HTTPTransport(uds=SOCKET), base_url="http://docker/v1.41", timeout=60
+        ) as attach_client,
+        attach_client.stream("POST", f"/containers/{container}/attach", params=attach) as output,
+    ):
+        engine.post(f"/containers/{container}/start").raise_for_status()
+        engine.post(f"/containers/{container}/wait").raise_for_status()
+        output.read()
     engine.get(f"/containers/{container}/json").raise_for_status()
     answered = time.perf_counter() - started
     engine.delete(f"/containers/{container}", params={"force": 1, "v": 1})
