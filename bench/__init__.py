@@ -1,0 +1,1 @@
+"""Benchmarks, load and soak runs for ECS and statusbridge (not shipped in the wheel)."""
