@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -223,20 +223,25 @@ class DockerClient:
     ) -> httpx.Response:
         url = await self._path(path, versioned)
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        try:
+        with self._translated(method, path):
             response = await self._http.request(method, url, params=params, json=body, **extra)
+        self._check(response.status_code, response.content, method, path)
+        return response
+
+    @contextmanager
+    def _translated(self, method: str, path: str) -> Iterator[None]:
+        """The one seam where httpx's transport errors become ECS errors."""
+        try:
+            yield
         except httpx.TimeoutException as exc:
-            raise self._counted(
-                EngineUnreachable(f"engine did not answer {method} {path} in time")
-            ) from exc
+            error = EngineUnreachable(f"engine did not answer {method} {path} in time")
+            raise self._counted(error) from exc
         except httpx.TransportError as exc:
             raise self._counted(EngineUnreachable(f"engine unreachable: {exc}")) from exc
-        if response.status_code >= 400:
-            error = _error_for(
-                response.status_code, _engine_message(response.content), method, path
-            )
-            raise self._counted(error)
-        return response
+
+    def _check(self, status: int, content: bytes, method: str, path: str) -> None:
+        if status >= 400:
+            raise self._counted(_error_for(status, _engine_message(content), method, path))
 
     def _counted(self, error: EngineError) -> EngineError:
         # 404 and 409 are answers about the world (no such image, already stopped), not faults.
@@ -260,21 +265,14 @@ class DockerClient:
     ) -> AsyncIterator[httpx.Response]:
         url = await self._path(path, True)
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        try:
+        # Errors while the caller reads the stream pass through the same seam.
+        with self._translated(method, path):
             async with self._http.stream(
                 method, url, params=params, headers=headers, **extra
             ) as response:
                 if response.status_code >= 400:
-                    content = await response.aread()
-                    error = _error_for(response.status_code, _engine_message(content), method, path)
-                    raise self._counted(error)
+                    self._check(response.status_code, await response.aread(), method, path)
                 yield response
-        except httpx.TimeoutException as exc:
-            raise self._counted(
-                EngineUnreachable(f"engine did not answer {method} {path} in time")
-            ) from exc
-        except httpx.TransportError as exc:
-            raise self._counted(EngineUnreachable(f"engine unreachable: {exc}")) from exc
 
 
 def _engine_message(content: bytes) -> str:

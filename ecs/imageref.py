@@ -54,12 +54,7 @@ class ImageReference:
     @property
     def familiar(self) -> str:
         """The reference as Docker prints it: ``owner/repo:tag``, ``host:5000/x:tag``."""
-        text = self.repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+        return self.repository + self._version_suffix
 
     @property
     def normalized(self) -> str:
@@ -67,12 +62,11 @@ class ImageReference:
         path = self.path
         if self.domain is None and "/" not in path:
             path = f"library/{path}"
-        text = f"{self.registry}/{path}"
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+        return f"{self.registry}/{path}{self._version_suffix}"
+
+    @property
+    def _version_suffix(self) -> str:
+        return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
     @property
     def auth_address(self) -> str:
