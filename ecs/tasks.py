@@ -179,7 +179,9 @@ class _StageTimer:
         self._started = time.perf_counter()
 
     def __exit__(self, *exc_info: object) -> None:
-        self._observer(self._name, time.perf_counter() - self._started)
+        seconds = time.perf_counter() - self._started
+        log.debug("task_stage", stage=self._name, ms=round(seconds * 1000, 2))
+        self._observer(self._name, seconds)
 
 
 async def _collect(output: AsyncIterator[bytes], demuxer: LogDemuxer) -> None:
