@@ -6,6 +6,9 @@ noop 5, version 5, comprehensive health 5. Of the tasks, 80 % run a trivial ``ec
 required fields (400). Each request is marked a failure unless it got the answer its
 type expects.
 
+On a 503 (full queue) a client waits the answer's Retry-After before its next request, as
+a well-behaved client does; everything else goes back to back.
+
 Settings come from the environment, so that ``bench/load.py`` and ``bench/soak.py`` can
 drive the plain ``locust`` command line:
 
@@ -113,13 +116,19 @@ class EcsClient(FastHttpUser):
         with self.client.request(
             method, path, name=name, catch_response=True, auth=self._auth, **kwargs
         ) as response:
+            retry_after = 0.0
             if response.status_code != status:
                 text = response.text or ""
                 response.failure(f"{response.status_code}: {text[:200]}")
+                if response.status_code == 503:
+                    retry_after = float(response.headers.get("Retry-After") or 0)
             elif name == "task ok" and json.loads(response.text)["exitCode"] != 0:
                 response.failure(f"exit code {json.loads(response.text)['exitCode']}")
             else:
                 response.success()
+        # A well-behaved client honours Retry-After on 503, rather than hammering a full queue.
+        if retry_after:
+            gevent.sleep(min(retry_after, 5.0))
 
     @task(75)
     def run_task(self) -> None:
