@@ -48,10 +48,14 @@ _UNREACHABLE_HINTS = (
 
 def classify_pull_error(image: ImageReference, error: EngineError) -> Exception:
     """Turn the engine's pull error into the error the client should see."""
-    if isinstance(error, EngineUnreachable):
-        return error
-    text = error.message.lower()
     reference = image.familiar
+    if isinstance(error, EngineUnreachable):
+        # A registry that never answers looks like this too: the pull call times out.
+        return EngineUnreachable(
+            f"pull of {reference} did not complete ({error.message}); "
+            f"the engine or registry {image.registry} is slow or unreachable"
+        )
+    text = error.message.lower()
     if any(hint in text for hint in _UNAUTHORIZED_HINTS):
         return RegistryUnauthorized(
             f"registry {image.registry} refused access to {reference}: {error.message}"
