@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from bench.ecs_process import EcsServer, containers_of, make_keys, rss_kib
 from bench.locust_run import LoadSpec, run_locust
-from bench.plots import percentiles_vs_concurrency
 from bench.report import ROOT, fmt_ms, machine_line, summary_table, write_block
 from bench.stages import stage_costs
 from bench.stats import Summary, summarize_run
@@ -125,6 +124,8 @@ def main() -> int:
             **facts,
         }
         (out / "load.json").write_text(json.dumps(document, indent=2) + "\n")
+        from bench.plots import percentiles_vs_concurrency  # matplotlib only when writing
+
         images = ROOT / "docs" / "img"
         images.mkdir(parents=True, exist_ok=True)
         percentiles_vs_concurrency(

@@ -1,7 +1,7 @@
 """Side-by-side task latency: ECS vs ``docker run --rm`` vs the bare engine API sequence.
 
-One run, one engine, the same trivial task three ways, interleaved so that drift on the
-machine hits all three alike:
+One run, one engine, the same trivial task three ways, at concurrency 1 and at ECS's slot
+count, interleaved in small blocks so that drift on the machine hits all three alike:
 
 1. ``docker run --rm --network none local/busybox:1 sh -c 'echo hi'`` (the CLI);
 2. the bare engine sequence create → attach → start → wait → inspect from a minimal
@@ -9,23 +9,24 @@ machine hits all three alike:
    ECS deletes after answering): ECS's work without ECS;
 3. ``POST /v1.1/tasks`` to an ``ecs serve`` started by this script on 127.0.0.1.
 
-Prints medians and percentiles and the ratios, and writes them to
-``bench/results/task_latency.json`` and ``docs/performance.md`` (between markers).
+At each concurrency every way runs with that many closed-loop client threads; throughput
+is tasks per second of wall time. ECS's own stage histogram (``/metrics``, scraped before
+and after each level) splits its time by pipeline stage. Prints the tables and ratios and
+writes ``bench/results/task_latency.json`` and the ``task_latency`` block of
+``docs/performance.md``.
 
-    .venv/bin/python bench/task_latency.py --runs 40
+    .venv/bin/python -m bench.task_latency --runs 40
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,192 +35,247 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from bench.ecs_process import SOCKET, EcsServer
+from bench.report import ROOT, machine_line, write_block
+from bench.stages import stage_costs
+from bench.stats import percentile
 from ecs.sandbox import ContainerPolicy, ContainerRequest, container_config
 
-ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "local/busybox:1"
 CMD = ["sh", "-c", "echo hi"]
-SOCKET = "/var/run/docker.sock"
-MARK_BEGIN = "<!-- task_latency:begin -->"
-MARK_END = "<!-- task_latency:end -->"
+SLOTS = 4  # ECS's default max_concurrent_tasks
+CLI = "docker run --rm"
+BARE = "bare engine sequence"
+ECS = "ECS POST /v1.1/tasks"
+Way = Callable[[], float]
 
 
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(samples)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def engine_client() -> httpx.Client:
+    """A keep-alive client on the engine socket."""
+    return httpx.Client(
+        transport=httpx.HTTPTransport(uds=SOCKET), base_url="http://docker/v1.41", timeout=60
+    )
 
 
-def docker_cli_run() -> None:
-    """One ``docker run --rm`` of the trivial task."""
+def docker_cli_run() -> float:
+    """One ``docker run --rm`` of the trivial task; its wall time."""
     docker = shutil.which("docker") or "docker"
+    started = time.perf_counter()
     subprocess.run(
         [docker, "run", "--rm", "--network", "none", IMAGE, *CMD],
         check=True,
         capture_output=True,
     )
+    return time.perf_counter() - started
 
 
 def bare_engine_run(engine: httpx.Client) -> float:
     """The engine calls ECS makes, from a minimal client, with nothing around them.
 
     Returns the time until the answer is known (inspect done); the delete that follows
-    is not counted, as ECS too deletes after answering.
+    is not counted, as ECS too deletes after answering. The attach stream takes a second
+    pooled connection of the same client, as ECS's does.
     """
     started = time.perf_counter()
     # The same container ECS would create, so that the difference is ECS itself.
     request = ContainerRequest(IMAGE, CMD, {}, memory_mb=256, cpus=1.0, pids=256)
-    body = container_config(request, ContainerPolicy(), {})
+    body = container_config(request, ContainerPolicy(), {"io.ecs.bench": "task_latency"})
     container = engine.post("/containers/create", json=body).json()["Id"]
     attach = {"stream": 1, "stdout": 1, "stderr": 1}
-    with (
-        httpx.Client(
-            transport=httpx.HTTPTransport(uds=SOCKET), base_url="http://docker/v1.41", timeout=60
-        ) as attach_client,
-        attach_client.stream("POST", f"/containers/{container}/attach", params=attach) as output,
-    ):
-        engine.post(f"/containers/{container}/start").raise_for_status()
-        engine.post(f"/containers/{container}/wait").raise_for_status()
-        output.read()
-    engine.get(f"/containers/{container}/json").raise_for_status()
-    answered = time.perf_counter() - started
-    engine.delete(f"/containers/{container}", params={"force": 1, "v": 1})
-    return answered
+    try:
+        with engine.stream("POST", f"/containers/{container}/attach", params=attach) as output:
+            engine.post(f"/containers/{container}/start").raise_for_status()
+            engine.post(f"/containers/{container}/wait").raise_for_status()
+            output.read()
+        engine.get(f"/containers/{container}/json").raise_for_status()
+        return time.perf_counter() - started
+    finally:
+        engine.delete(f"/containers/{container}", params={"force": 1, "v": 1})
 
 
-def ecs_run(ecs: httpx.Client) -> None:
-    """One ``POST /v1.1/tasks`` of the trivial task."""
+def ecs_run(ecs: httpx.Client) -> float:
+    """One ``POST /v1.1/tasks`` of the trivial task; its wall time."""
+    started = time.perf_counter()
     answer = ecs.post("/v1.1/tasks", json={"docker_image": IMAGE, "cmd": CMD})
+    elapsed = time.perf_counter() - started
     if answer.status_code != 201 or answer.json()["exitCode"] != 0:
         raise RuntimeError(f"ECS answered {answer.status_code}: {answer.text}")
+    return elapsed
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def run_block(ways: list[Way], count: int) -> tuple[list[float], float]:
+    """``count`` tasks over ``len(ways)`` closed-loop threads: (latencies s, wall time s)."""
+    latencies: list[float] = []
+    left = [count]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(way: Way) -> None:
+        while True:
+            with lock:
+                if left[0] == 0 or errors:
+                    return
+                left[0] -= 1
+            try:
+                elapsed = way()
+            except Exception as exc:  # surfaced after the block
+                errors.append(exc)
+                return
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=worker, args=(way,)) for way in ways]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return latencies, time.perf_counter() - started
 
 
-def start_ecs(port: int) -> subprocess.Popen[bytes]:
-    """``ecs serve`` on 127.0.0.1:port, waited for until it answers."""
-    env = {**os.environ, "ECS_PORT": str(port), "ECS_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/ecs"), "serve"], env=env, stdout=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/v1.1/_noop", timeout=1).raise_for_status()
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("ECS did not start")
-
-
-def summarize(samples: list[float]) -> dict[str, float]:
-    """Milliseconds: min, median, p90, p99, max."""
-    ms = [s * 1000 for s in samples]
+def summarize(latencies: list[float], wall: float) -> dict[str, float]:
+    """Milliseconds: min, median, p90, p99, max; and tasks per second."""
+    ms = [s * 1000 for s in latencies]
     return {
         "n": len(ms),
         "min": min(ms),
-        "p50": statistics.median(ms),
+        "p50": percentile(ms, 50),
         "p90": percentile(ms, 90),
         "p99": percentile(ms, 99),
         "max": max(ms),
+        "tasks_per_s": len(ms) / wall,
     }
 
 
-def measure(runs: int, warmup: int) -> dict[str, Any]:
-    """Time each way ``runs`` times, interleaved, after ``warmup`` untimed rounds."""
-    port = free_port()
-    process = start_ecs(port)
+def measure_level(
+    concurrency: int, runs: int, warmup: int, ecs_server: EcsServer
+) -> dict[str, Any]:
+    """Each way ``runs`` times at ``concurrency``, interleaved in blocks, plus ECS's stages."""
+    engines = [engine_client() for _ in range(concurrency)]
+    clients = [httpx.Client(base_url=ecs_server.url, timeout=60) for _ in range(concurrency)]
     try:
-        with (
-            httpx.Client(
-                transport=httpx.HTTPTransport(uds=SOCKET),
-                base_url="http://docker/v1.41",
-                timeout=60,
-            ) as engine,
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as ecs,
-        ):
-            ways: dict[str, Callable[[], float | None]] = {
-                "docker run --rm": docker_cli_run,
-                "bare engine sequence (to answer)": lambda: bare_engine_run(engine),
-                "ECS POST /v1.1/tasks": lambda: ecs_run(ecs),
-            }
-            samples: dict[str, list[float]] = {name: [] for name in ways}
-            for round_number in tqdm(range(warmup + runs), desc="rounds", unit="round"):
-                for name, way in ways.items():
-                    started = time.perf_counter()
-                    own_timing = way()
-                    elapsed = time.perf_counter() - started if own_timing is None else own_timing
-                    if round_number >= warmup:
-                        samples[name].append(elapsed)
+        ways: dict[str, list[Way]] = {
+            CLI: [docker_cli_run] * concurrency,
+            BARE: [lambda e=e: bare_engine_run(e) for e in engines],  # type: ignore[misc]
+            ECS: [lambda c=c: ecs_run(c) for c in clients],  # type: ignore[misc]
+        }
+        for workers in ways.values():
+            run_block(workers, warmup * concurrency)
+        block = 2 * concurrency
+        samples: dict[str, list[float]] = {name: [] for name in ways}
+        walls = dict.fromkeys(ways, 0.0)
+        before = ecs_server.metrics()
+        rounds = max(1, runs // block)
+        for _ in tqdm(range(rounds), desc=f"concurrency {concurrency}", unit="round"):
+            for name, workers in ways.items():
+                latencies, wall = run_block(workers, block)
+                samples[name] += latencies
+                walls[name] += wall
+        stages = [vars(c) for c in stage_costs(before, ecs_server.metrics())]
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-    return {name: summarize(values) for name, values in samples.items()}
+        for client in [*engines, *clients]:
+            client.close()
+    return {
+        "ways": {name: summarize(samples[name], walls[name]) for name in ways},
+        "stages": stages,
+    }
 
 
-def report(results: dict[str, Any], runs: int) -> str:
-    """The Markdown table and ratios quoted in docs/performance.md."""
-    ecs = results["ECS POST /v1.1/tasks"]
-    cli = results["docker run --rm"]
-    bare = results["bare engine sequence (to answer)"]
+def ratios(level: dict[str, Any]) -> dict[str, float]:
+    """ECS against the other two at one level."""
+    ways = level["ways"]
+    return {
+        "ecs_p50_over_cli_p50": ways[ECS]["p50"] / ways[CLI]["p50"],
+        "ecs_p50_over_bare_p50": ways[ECS]["p50"] / ways[BARE]["p50"],
+        "ecs_p99_over_p50": ways[ECS]["p99"] / ways[ECS]["p50"],
+        "ecs_throughput_over_bare": ways[ECS]["tasks_per_s"] / ways[BARE]["tasks_per_s"],
+        "ecs_throughput_over_cli": ways[ECS]["tasks_per_s"] / ways[CLI]["tasks_per_s"],
+        "ecs_overhead_ms": ways[ECS]["p50"] - ways[BARE]["p50"],
+    }
+
+
+def verdict(ok: bool) -> str:
+    """``met`` / ``NOT met``."""
+    return "met" if ok else "NOT met"
+
+
+def report(results: dict[int, dict[str, Any]], runs: int) -> str:
+    """The Markdown quoted in docs/performance.md."""
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.node()} ({os.cpu_count()} cores, "
-        f"Python {platform.python_version()}), {runs} interleaved runs each, trivial task "
-        f"`{' '.join(CMD)}` in `{IMAGE}` (already present, so no pull).",
+        f"{machine_line()}. About {runs} runs per way and level, interleaved in blocks of "
+        f"2 × concurrency; trivial task `{' '.join(CMD)}` in `{IMAGE}` (already present, so "
+        "no pull); ECS without API keys.",
         "",
-        "| way | n | min ms | p50 ms | p90 ms | p99 ms | max ms |",
-        "|---|---|---|---|---|---|---|",
+        "| concurrency | way | n | min ms | p50 ms | p90 ms | p99 ms | max ms | tasks/s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, figures in results.items():
-        lines.append(
-            f"| {name} | {figures['n']} | {figures['min']:.1f} | {figures['p50']:.1f} | "
-            f"{figures['p90']:.1f} | {figures['p99']:.1f} | {figures['max']:.1f} |"
-        )
+    for concurrency, level in results.items():
+        for name, f in level["ways"].items():
+            lines.append(
+                f"| {concurrency} | {name} | {f['n']} | {f['min']:.1f} | {f['p50']:.1f} | "
+                f"{f['p90']:.1f} | {f['p99']:.1f} | {f['max']:.1f} | {f['tasks_per_s']:.1f} |"
+            )
+    lines += ["", "| concurrency | " + " | ".join(c["stage"] for c in results[1]["stages"]) + " |"]
+    lines.append("|---|" + "---|" * len(results[1]["stages"]))
+    for concurrency, level in results.items():
+        cells = " | ".join(f"{c['mean_ms']:.1f}" for c in level["stages"])
+        lines.append(f"| {concurrency} | {cells} |")
     lines += [
         "",
-        f"- ECS median / `docker run --rm` median: **{ecs['p50'] / cli['p50']:.2f}×** "
-        "(target ≤ 1.0×)",
-        f"- ECS overhead over the bare engine sequence at the median: "
-        f"**{ecs['p50'] - bare['p50']:.1f} ms** (target ≤ 15 ms)",
-        f"- ECS p99 / p50: **{ecs['p99'] / ecs['p50']:.2f}×** (target ≤ 2×)",
+        "(mean ms per ECS pipeline stage, from `ecs_task_stage_duration_seconds`; `delete` "
+        "runs after the answer)",
+        "",
     ]
+    for concurrency, level in results.items():
+        r = ratios(level)
+        lines.append(
+            f"- concurrency {concurrency}: ECS p50 / `docker run --rm` p50 "
+            f"**{r['ecs_p50_over_cli_p50']:.2f}×** (target ≤ 1.0×: "
+            f"{verdict(r['ecs_p50_over_cli_p50'] <= 1.0)}); ECS p50 − bare p50 "
+            f"**{r['ecs_overhead_ms']:+.1f} ms**; ECS throughput / bare "
+            f"**{r['ecs_throughput_over_bare']:.2f}×**, / CLI "
+            f"**{r['ecs_throughput_over_cli']:.2f}×**"
+        )
+    one = ratios(results[1])
+    lines.append(
+        f"- ECS p99 / p50 at concurrency 1: **{one['ecs_p99_over_p50']:.2f}×** "
+        f"(target ≤ 2×: {verdict(one['ecs_p99_over_p50'] <= 2)})"
+    )
+    top = max(results)
+    slot = ratios(results[top])
+    lines.append(
+        f"- Throughput at the slot count ({top}) / bare engine sequence: "
+        f"**{slot['ecs_throughput_over_bare']:.2f}×** (target ≥ 0.8×: "
+        f"{verdict(slot['ecs_throughput_over_bare'] >= 0.8)})"
+    )
     return "\n".join(lines)
-
-
-def write_docs(text: str) -> None:
-    """Replace the block between the markers in docs/performance.md."""
-    path = ROOT / "docs" / "performance.md"
-    current = path.read_text() if path.exists() else f"{MARK_BEGIN}\n{MARK_END}\n"
-    head, _, rest = current.partition(MARK_BEGIN)
-    _, _, tail = rest.partition(MARK_END)
-    path.write_text(f"{head}{MARK_BEGIN}\n{text}\n{MARK_END}{tail}")
 
 
 def main() -> int:
     """Run the benchmark and write its results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=40, help="timed runs per way and level")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs per worker")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, SLOTS])
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    results = measure(args.runs, args.warmup)
+    results: dict[int, dict[str, Any]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="ecs-latency-") as scratch,
+        EcsServer(Path(scratch) / "ecs.log") as ecs_server,
+    ):
+        for concurrency in args.levels:
+            results[concurrency] = measure_level(concurrency, args.runs, args.warmup, ecs_server)
     text = report(results, args.runs)
     print(text)
     if not args.no_write:
         out = ROOT / "bench" / "results"
         out.mkdir(parents=True, exist_ok=True)
-        (out / "task_latency.json").write_text(json.dumps(results, indent=2) + "\n")
-        write_docs(text)
+        document = {str(c): {**level, "ratios": ratios(level)} for c, level in results.items()}
+        (out / "task_latency.json").write_text(json.dumps(document, indent=2) + "\n")
+        write_block("task_latency", text)
     return 0
 
 
