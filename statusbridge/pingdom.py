@@ -131,7 +131,11 @@ class PingdomClient:
         to, offset = end, 0
         while to >= start:
             params = {"from": start, "to": to, "limit": PAGE_LIMIT, "offset": offset}
-            page = [_result(raw) for raw in _list(await self._get(f"/results/{check_id}", params))]
+            body = await self._get(f"/results/{check_id}", params)
+            if not isinstance(_dict(body).get("results"), list):
+                # Read as "no results", this would commit empty buckets: points lost for good.
+                raise PingdomError(200, f"/results/{check_id}: answer holds no results list")
+            page = [_result(raw) for raw in _list(body)]
             parsed = [r for r in page if r is not None]
             for result in parsed:
                 found[(result.probe_id, result.time)] = result

@@ -60,7 +60,7 @@ def recovery_hint(path: Path) -> str:
     return (
         f"move {path} aside (e.g. to {path}.broken) and restart: statusbridge then starts "
         "each check again from its backfill window, and points already in Cachet are "
-        "not posted twice for the first bucket; see docs/statusbridge.md, 'State recovery'"
+        "found there and not posted twice; see docs/statusbridge.md, 'State recovery'"
     )
 
 

@@ -98,8 +98,11 @@ async def _sync(
         else:
             start = bucket_start(end - check.backfill_hours * 3600, size)
         start = _clamp_to_retention(check, ctx, start, now, size)
-        # Only a bucket that may have been pushed without its commit needs a lookup.
-        verify_from = start if backfill_since is not None else state.pending_bucket
+        # Only a bucket that may have been pushed without its commit needs a lookup, and on
+        # a run without a watermark (first run, or a lost state file) every bucket may.
+        verify_from = state.pending_bucket
+        if backfill_since is not None or state.watermark is None:
+            verify_from = start
         present: dict[int, set[int]] = {}
         if verify_from is not None and verify_from < end:
             for metric_id in info.metric_ids:
