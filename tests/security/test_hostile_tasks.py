@@ -80,7 +80,7 @@ def test_privileged_operations_fail_as_root_inside(ecs: httpx.Client) -> None:  
         "hostname": "hostname pwned",
     }
     script = "; ".join(
-        f"{cmd} >/dev/null 2>&1 && echo ALLOWED-{name}" for name, cmd in attempts.items()
+        f"( {cmd} ) >/dev/null 2>&1 && echo ALLOWED-{name}" for name, cmd in attempts.items()
     )
     output = stdout(run(ecs, script + "; echo done", timeout=30))
     assert output == b"done\n", output
