@@ -122,7 +122,7 @@ async def measure_cpu(cycles: int) -> dict[str, Any]:
                 job_thread.append(after_job - before_job)
                 sent.append(handed)
             await job.aclose()
-        text = metrics.exposition()
+        text = metrics.text()
     baseline = HistogramBaseline()
     baseline.convert(text, timestamp_ms=1, dimensions={"node": "bench"})
     convert_only: list[float] = []

@@ -1,7 +1,7 @@
 """A stand-in for an ECS node's ``GET /metrics``, for the forwarding tests and benchmark.
 
-:class:`EcsMetrics` registers, in a real prometheus-client ``CollectorRegistry``, the
-metric families ECS exposes (same names, labels and 5 ms to 10 min buckets), and
+:class:`EcsMetrics` is ECS's own ``ecs.metrics.EcsMetrics`` (same registry, names,
+labels and buckets as a real node) with a helper to fill it like a busy node, and
 :class:`MetricsServer` serves that registry's text exposition from a real HTTP server on
 127.0.0.1. Replacing ``server.metrics`` with a fresh :class:`EcsMetrics` simulates a
 restarted ECS (every counter back at zero).
@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+from ecs.metrics import EcsMetrics as RealEcsMetrics
+
 ROUTES = ("/v1.1/tasks", "/v1.1/_noop", "/v1.1/_version", "/v1.1/_health", "/metrics", "/docs")
 STAGES = ("pull", "create", "start", "run", "logs", "delete")
 OUTCOMES = ("exited", "timed_out", "oom_killed", "pull_failed", "rejected", "error")
@@ -26,40 +26,12 @@ ENGINE_ERRORS = ("timeout", "connection", "not_found", "conflict", "server_error
 STATUSES = ("200", "201", "400", "401", "404", "429", "500", "503")
 
 
-class EcsMetrics:
-    """The ECS metric families, in their own registry."""
+class EcsMetrics(RealEcsMetrics):
+    """ECS's own metrics class (so the fake cannot drift from it), plus test helpers."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "ecs_http_requests_total", "HTTP requests.", ["method", "route", "status"], registry=r
-        )
-        self.request_duration = Histogram(
-            "ecs_http_request_duration_seconds",
-            "HTTP request duration.",
-            ["route"],
-            buckets=BUCKETS,
-            registry=r,
-        )
-        self.stage_duration = Histogram(
-            "ecs_task_stage_duration_seconds",
-            "Task pipeline stage duration.",
-            ["stage"],
-            buckets=BUCKETS,
-            registry=r,
-        )
-        self.tasks = Counter("ecs_tasks_total", "Tasks by outcome.", ["outcome"], registry=r)
-        self.in_flight = Gauge("ecs_tasks_in_flight", "Tasks running now.", registry=r)
-        self.queued = Gauge("ecs_tasks_queued", "Tasks waiting for a slot.", registry=r)
-        self.reaped = Counter("ecs_containers_reaped_total", "Containers reaped.", registry=r)
-        self.engine_errors = Counter(
-            "ecs_engine_errors_total", "Engine call errors.", ["kind"], registry=r
-        )
-
-    def exposition(self) -> str:
+    def text(self) -> str:
         """The text exposition an ECS node would serve right now."""
-        return generate_latest(self.registry).decode()
+        return self.exposition().decode()
 
     def populate(self) -> None:
         """Create every label combination a busy ECS node has (about 300 series)."""
@@ -82,7 +54,7 @@ class EcsMetrics:
 
 
 class MetricsServer:
-    """Serves ``metrics.exposition()`` at ``GET /metrics`` on 127.0.0.1 (threaded).
+    """Serves ``metrics.text()`` at ``GET /metrics`` on 127.0.0.1 (threaded).
 
     ``requests`` lists the ``Accept`` header of every scrape.
     """
@@ -121,7 +93,7 @@ class MetricsServer:
                 if self.path != "/metrics":
                     self.send_error(404)
                     return
-                body = server.metrics.exposition().encode()
+                body = server.metrics.exposition()
                 self.send_response(200)
                 self.send_header("Content-Type", CONTENT_TYPE_LATEST)
                 self.send_header("Content-Length", str(len(body)))
