@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
             AuthMiddleware,
             keys=runtime.keys,
             limiter=runtime.limiter,
+            failures=runtime.failed_auth,
             open_endpoints=settings.open_endpoints,
         )
     app.add_middleware(CorrelationMiddleware, observe=runtime.metrics.observe_request)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ecs import API_VERSION
@@ -44,18 +46,24 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 class AuthMiddleware:
-    """401 without a valid key (JSON, with the Basic challenge), 429 over the key's rate."""
+    """401 without a valid key (JSON, with the Basic challenge), 429 over the key's rate.
+
+    Each full key check costs a bcrypt hash, so a client address that keeps failing gets
+    429 instead of more checks; pairs verified before still pass from the cache.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         keys: KeyStore,
         limiter: KeyLimiter,
+        failures: KeyLimiter,
         open_endpoints: list[OpenEndpoint],
     ) -> None:
         self.app = app
         self.keys = keys
         self.limiter = limiter
+        self.failures = failures
         self.open_paths = {path for endpoint in open_endpoints for path in OPEN_PATHS[endpoint]}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,12 +73,12 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         correlation_id = str(state.get("correlation_id", ""))
         pair = basic_credentials(Headers(scope=scope).get("authorization", ""))
-        if pair is None or not await self.keys.verify(*pair):
-            reason = "missing" if pair is None else "invalid"
-            problem = FieldProblem(
-                "unauthorized", f"{reason} API key: use HTTP Basic with your key and secret"
-            )
-            await error_response(401, [problem], correlation_id, CHALLENGE)(scope, receive, send)
+        if pair is None:
+            await _unauthorized("missing", correlation_id)(scope, receive, send)
+            return
+        refusal = await self._check(pair, scope, correlation_id)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         key = pair[0]
         state["api_key"] = key
@@ -83,3 +91,29 @@ class AuthMiddleware:
             await error_response(429, [problem], correlation_id, headers)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _check(
+        self, pair: tuple[str, str], scope: Scope, correlation_id: str
+    ) -> JSONResponse | None:
+        """None if the pair is good; else a 401, or a 429 for an address that keeps failing."""
+        if self.keys.verified_recently(*pair):
+            return None
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.failures.retry_after(client)
+        if wait is not None:
+            problem = FieldProblem(
+                "rate_limited", f"too many failed API key checks from {client}; retry later"
+            )
+            return error_response(429, [problem], correlation_id, {"Retry-After": str(wait)})
+        if await self.keys.verify(*pair):
+            return None
+        with contextlib.suppress(RateLimited):
+            self.failures.take(client)
+        return _unauthorized("invalid", correlation_id)
+
+
+def _unauthorized(reason: str, correlation_id: str) -> JSONResponse:
+    problem = FieldProblem(
+        "unauthorized", f"{reason} API key: use HTTP Basic with your key and secret"
+    )
+    return error_response(401, [problem], correlation_id, CHALLENGE)

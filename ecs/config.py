@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(5.0, gt=0, description="requests per second per API key")
     rate_limit_burst: int = Field(10, gt=0, description="requests a key may burst above the rate")
     max_tasks_per_key: int = Field(25, gt=0, description="concurrent tasks per API key")
+    failed_auth_per_s: float = Field(
+        0.5, gt=0, description="failed API key checks per second per client address"
+    )
+    failed_auth_burst: int = Field(
+        10, gt=0, description="failed API key checks a client address may burst"
+    )
 
     shutdown_grace_s: int = Field(
         60, ge=0, description="seconds in-flight tasks get to finish after SIGTERM"

@@ -95,16 +95,25 @@ class KeyStore:
             except KeyFileError:
                 return  # a half-written file: keep the old keys, try again next time
 
-    async def verify(self, key: str, secret: str) -> bool:
-        """True if ``secret`` is the secret of ``key``."""
+    def verified_recently(self, key: str, secret: str) -> bool:
+        """True if this pair passed a full check within the cache lifetime (no bcrypt)."""
         self._reload_if_changed()
         digest = hashlib.sha256(f"{key}\0{secret}".encode()).digest()
         now = time.monotonic()
+        found = False
         for known, expires in list(self._verified.items()):
             if expires < now:
                 del self._verified[known]
             elif hmac.compare_digest(known, digest):
-                return True
+                found = True
+        return found
+
+    async def verify(self, key: str, secret: str) -> bool:
+        """True if ``secret`` is the secret of ``key``."""
+        if self.verified_recently(key, secret):
+            return True
+        digest = hashlib.sha256(f"{key}\0{secret}".encode()).digest()
+        now = time.monotonic()
         hashed = self._hashes.get(key, _DUMMY_HASH)
         ok = await asyncio.to_thread(bcrypt.checkpw, secret.encode(), hashed)
         ok = ok and key in self._hashes

@@ -34,21 +34,30 @@ class KeyLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._tasks: dict[str, int] = {}
 
+    def retry_after(self, key: str) -> int | None:
+        """Seconds until ``key`` has a token again, or None if it has one now."""
+        bucket = self._refilled(key, self._clock())
+        if bucket.tokens >= 1:
+            return None
+        return max(math.ceil((1 - bucket.tokens) / self._rate), 1)
+
     def take(self, key: str) -> None:
         """Spend one request token of ``key`` or raise RateLimited with the wait."""
-        now = self._clock()
+        wait = self.retry_after(key)
+        if wait is not None:
+            raise RateLimited(
+                f"key {key} is over its rate of {self._rate:g} requests per second",
+                retry_after_s=wait,
+            )
+        self._buckets[key].tokens -= 1
+        if len(self._buckets) > 10_000:
+            self._forget_full_buckets(self._clock())
+
+    def _refilled(self, key: str, now: float) -> _Bucket:
         bucket = self._buckets.setdefault(key, _Bucket(tokens=self._burst, updated=now))
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
         bucket.updated = now
-        if bucket.tokens < 1:
-            wait = math.ceil((1 - bucket.tokens) / self._rate)
-            raise RateLimited(
-                f"key {key} is over its rate of {self._rate:g} requests per second",
-                retry_after_s=max(wait, 1),
-            )
-        bucket.tokens -= 1
-        if len(self._buckets) > 10_000:
-            self._forget_full_buckets(now)
+        return bucket
 
     @contextmanager
     def task(self, key: str) -> Iterator[None]:

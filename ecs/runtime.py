@@ -42,6 +42,7 @@ class Runtime:
     limits: TaskLimits
     allowlist: ImageAllowlist
     limiter: KeyLimiter
+    failed_auth: KeyLimiter
     janitor: Janitor
     keys: KeyStore | None
     metrics: EcsMetrics
@@ -156,6 +157,8 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         limiter=KeyLimiter(
             settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_tasks_per_key
         ),
+        # Per client address; the task maximum does not apply to failures.
+        failed_auth=KeyLimiter(settings.failed_auth_per_s, settings.failed_auth_burst, max_tasks=1),
         janitor=janitor,
         keys=load_keys(settings),
         metrics=metrics,

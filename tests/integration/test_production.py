@@ -64,7 +64,8 @@ def assert_401(answer: httpx.Response) -> None:
 def test_every_protected_route_needs_a_key(start_ecs: Any, keys_file: Any) -> None:
     """Without, or with a wrong, key every route but health answers a JSON 401."""
     path, pairs = keys_file
-    server = start_ecs(credentials_file=path)
+    # Many deliberate failures from one address: lift the failed-check limit for this test.
+    server = start_ecs(credentials_file=path, failed_auth_burst=1000)
     good = basic(pairs[0])
     wrong_secret = (pairs[0].key, pairs[1].secret)
     unknown = ("nobody", "nothing")
@@ -86,6 +87,26 @@ def test_every_protected_route_needs_a_key(start_ecs: Any, keys_file: Any) -> No
         assert client.get("/v1.1/_noop", auth=good).status_code == 200
         answer = client.post("/v1.1/tasks", json=TASK, auth=good)
         assert answer.status_code == 201, answer.text
+
+
+def test_repeated_failed_checks_from_a_client_get_429(start_ecs: Any, keys_file: Any) -> None:
+    """Past its failure burst an address gets 429 with no bcrypt check; known pairs still pass."""
+    path, pairs = keys_file
+    server = start_ecs(credentials_file=path, failed_auth_per_s=0.01, failed_auth_burst=3)
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/v1.1/_noop", auth=basic(pairs[0])).status_code == 200
+        wrong = [client.get("/v1.1/_noop", auth=("guess", "x")).status_code for _ in range(3)]
+        blocked = client.get("/v1.1/_noop", auth=("guess", "y"))
+        known = client.get("/v1.1/_noop", auth=basic(pairs[0]))
+        unverified = client.get("/v1.1/_noop", auth=basic(pairs[1]))
+        missing = client.get("/v1.1/_noop")
+    assert wrong == [401, 401, 401]
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) >= 1
+    assert blocked.json()["errors"][0]["code"] == "rate_limited"
+    assert known.status_code == 200  # verified before: answered from the cache
+    assert unverified.status_code == 429  # would need a bcrypt check
+    assert missing.status_code == 401  # no key at all costs nothing to refuse
 
 
 def test_open_endpoints_are_configurable(start_ecs: Any, keys_file: Any) -> None:
