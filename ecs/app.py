@@ -34,8 +34,14 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            api_version = await runtime.docker.negotiate()
-            log.info("engine_connected", docker_host=settings.docker_host, api=api_version)
+            engine = await runtime.connect_engine()
+            log.info(
+                "engine_connected",
+                docker_host=settings.docker_host,
+                api=str(engine.api_version),
+                engine_api=str(engine.engine_range),
+                runtime=engine.runtime,
+            )
             # Nothing of this process runs yet: every container of this instance is an orphan.
             await runtime.janitor.reap_once(ReapMode.STARTUP)
             janitor = asyncio.create_task(runtime.janitor.run_forever(settings.janitor_interval_s))

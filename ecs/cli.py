@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 from ecs import __version__
-from ecs.config import ConfigError, Settings, load_settings
+from ecs.config import ConfigError, Settings, load_settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
 from ecs.exceptions import EcsError
 from ecs.janitor import Janitor, ReapMode
@@ -56,8 +57,11 @@ def run_cli(argv: list[str]) -> int:
             return serve(settings)
         if args.command == "check":
             check_bind_address(settings)
-            version = asyncio.run(check_engine(settings))
-            print(f"configuration: ok\nengine at {settings.docker_host}: ok (API {version})")
+            report = asyncio.run(check_engine(settings))
+            print(
+                f"configuration: ok\nengine at {settings.docker_host}: ok (API {report.api_version}"
+                f" of {report.engine_range}, runtime {report.runtime})"
+            )
             return 0
         mode = ReapMode.STARTUP if args.all_of_instance else ReapMode.OVERDUE
         reaped = asyncio.run(_reap(settings, mode))
@@ -94,7 +98,7 @@ async def _reap(settings: Settings, mode: ReapMode) -> int:
     )
     async with http:
         janitor = Janitor(
-            DockerClient(http),
+            DockerClient(http, pinned_api_version=pinned_api_version(settings, os.environ)),
             instance_id=settings.instance_id,
             margin_s=settings.janitor_margin_s,
             creation_grace_s=settings.engine_call_timeout_s,

@@ -7,6 +7,7 @@ A bad value stops start-up with a message that names the key (see ``load_setting
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
@@ -19,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ecs.engine_version import ApiVersion
 from ecs.exceptions import EcsError
 
 
@@ -85,6 +87,16 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]{1,64}$",
     )
     docker_host: str = "unix:///var/run/docker.sock"
+    docker_api_version: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+$",
+        description="pin the Engine API version instead of negotiating (also DOCKER_API_VERSION)",
+    )
+    runtime: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="the engine's container runtime for tasks (runc, crun, runsc); engine default",
+    )
     engine_connect_timeout_s: float = Field(3.0, gt=0)
     engine_call_timeout_s: float = Field(30.0, gt=0)
     pull_timeout_s: float = Field(300.0, gt=0)
@@ -159,6 +171,20 @@ class Settings(BaseSettings):
         # The TOML file (model_config["toml_file"], set by load_settings) ranks below
         # the environment, so one variable can override a deployed file.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def pinned_api_version(settings: Settings, environ: Mapping[str, str]) -> ApiVersion | None:
+    """The pinned Engine API version: ``docker_api_version``, else ``DOCKER_API_VERSION``.
+
+    The docker CLI reads ``DOCKER_API_VERSION`` the same way: set, it is used as is.
+    """
+    text = settings.docker_api_version or environ.get("DOCKER_API_VERSION") or None
+    if text is None:
+        return None
+    try:
+        return ApiVersion.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"DOCKER_API_VERSION: {exc}") from exc
 
 
 class ConfigError(EcsError):

@@ -1,8 +1,10 @@
 """An async Docker Engine client over httpx: the calls ECS makes, and nothing else.
 
 The transport is injected, so production hands in the unix socket and tests could hand
-in anything httpx accepts. The API version is negotiated with the engine: ECS speaks
-1.41 at most (Engine 20.10) and needs at least 1.25 (``Init``, ``NanoCpus``).
+in anything httpx accepts. The API version is negotiated with the engine
+(``ecs.engine_version``: the highest version both sides serve); when the engine later
+refuses that version — it was upgraded, or its floor raised — the client negotiates
+again once and repeats the call, which the engine refused before doing anything.
 httpx errors and engine error statuses become ``ecs.exceptions`` errors here, and only
 here.
 """
@@ -19,30 +21,24 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ecs.engine_version import (
+    ApiRange,
+    ApiVersion,
+    choose_api_version,
+    engine_api_range,
+    is_version_refusal,
+)
 from ecs.exceptions import (
     EngineApiError,
     EngineConflict,
     EngineError,
+    EngineIncompatible,
     EngineNotFound,
     EngineUnauthorized,
     EngineUnreachable,
 )
 
-MAX_API_VERSION = (1, 41)
-MIN_API_VERSION = (1, 25)
-
 JsonObject = dict[str, Any]
-
-
-def parse_api_version(text: str) -> tuple[int, int]:
-    """``"1.41"`` → ``(1, 41)``; raise ValueError for anything else."""
-    major, _, minor = text.partition(".")
-    return int(major), int(minor)
-
-
-def format_api_version(version: tuple[int, int]) -> str:
-    """``(1, 41)`` → ``"1.41"``."""
-    return f"{version[0]}.{version[1]}"
 
 
 def engine_http_client(
@@ -75,37 +71,65 @@ class DockerClient:
         http: httpx.AsyncClient,
         *,
         pull_timeout_s: float = 300.0,
+        pinned_api_version: ApiVersion | None = None,
         on_error: Callable[[str], None] = lambda _kind: None,
     ) -> None:
         self._http = http
         self._pull_timeout_s = pull_timeout_s
+        self._pinned = pinned_api_version
         self._on_error = on_error
-        self._prefix: str | None = None
+        self._version: ApiVersion | None = None
+        self._engine_range: ApiRange | None = None
         self._negotiate_lock = asyncio.Lock()
 
     @property
-    def api_version(self) -> str | None:
+    def api_version(self) -> ApiVersion | None:
         """The negotiated API version, once known."""
-        return self._prefix[2:] if self._prefix else None
+        return self._version
+
+    @property
+    def engine_range(self) -> ApiRange | None:
+        """The API versions the engine said it serves, at the last negotiation."""
+        return self._engine_range
 
     async def version(self) -> JsonObject:
         """``GET /version`` without a version prefix, so any engine answers."""
         info: JsonObject = await self._json("GET", "/version", versioned=False)
         return info
 
-    async def negotiate(self) -> str:
-        """Agree on an API version with the engine and return it."""
+    async def negotiate(self) -> ApiVersion:
+        """Agree on an API version with the engine and return it; EngineIncompatible if none."""
         async with self._negotiate_lock:
-            info = await self.version()
-            engine = parse_api_version(str(info.get("ApiVersion", "0.0")))
-            if engine < MIN_API_VERSION:
-                raise EngineApiError(
-                    f"engine API version {format_api_version(engine)} is older than the "
-                    f"{format_api_version(MIN_API_VERSION)} ECS needs"
-                )
-            chosen = format_api_version(min(engine, MAX_API_VERSION))
-            self._prefix = f"/v{chosen}"
-            return chosen
+            return await self._negotiate_locked()
+
+    async def _negotiate_locked(self) -> ApiVersion:
+        info = await self.version()
+        try:
+            engine = engine_api_range(info)
+        except ValueError as exc:
+            raise EngineApiError(f"engine reported an unreadable API version: {exc}") from exc
+        self._engine_range = engine
+        self._version = choose_api_version(engine, pinned=self._pinned)
+        return self._version
+
+    async def _renegotiate(self, refused: ApiVersion | None, message: str) -> None:
+        """After the engine refused ``refused``: pick a version again, unless another call did."""
+        async with self._negotiate_lock:
+            if self._version != refused:
+                return
+            chosen = await self._negotiate_locked()
+        if chosen == refused:  # the engine's /version and its refusal disagree
+            raise self._counted(EngineIncompatible(f"engine refused API {refused}: {message}"))
+
+    async def versioned_version(self) -> JsonObject:
+        """``GET /v{negotiated}/version``: proves the engine still accepts ECS's version."""
+        info: JsonObject = await self._json("GET", "/version")
+        return info
+
+    async def info(self) -> JsonObject:
+        """``GET /info``: the engine's runtimes, drivers and limits."""
+        info: JsonObject = await self._json("GET", "/info")
+        return info
 
     async def image_exists(self, reference: str) -> bool:
         """True if the engine has ``reference`` locally."""
@@ -129,9 +153,10 @@ class DockerClient:
                     event = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(event, dict) and event.get("error"):
+                message = _stream_error(event)
+                if message:
                     # An error after streaming began comes inside a 200 answer.
-                    raise EngineApiError(str(event["error"]), engine_status=response.status_code)
+                    raise EngineApiError(message, engine_status=response.status_code)
 
     async def create_container(self, name: str, config: JsonObject) -> str:
         """Create a container and return its id."""
@@ -198,7 +223,8 @@ class DockerClient:
         found = await self._json(
             "GET",
             "/containers/json",
-            params={"all": "1", "filters": json.dumps({"label": wanted})},
+            # The map form: the list form is only a legacy fallback in newer engines.
+            params={"all": "1", "filters": json.dumps({"label": dict.fromkeys(wanted, True)})},
         )
         return list(found) if isinstance(found, list) else []
 
@@ -207,9 +233,9 @@ class DockerClient:
     async def _path(self, path: str, versioned: bool) -> str:
         if not versioned:
             return path
-        if self._prefix is None:
+        if self._version is None:
             await self.negotiate()
-        return f"{self._prefix}{path}"
+        return f"/v{self._version}{path}"
 
     async def _call(
         self,
@@ -221,11 +247,18 @@ class DockerClient:
         timeout: httpx.Timeout | float | None = None,
         versioned: bool = True,
     ) -> httpx.Response:
-        url = await self._path(path, versioned)
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        with self._translated(method, path):
-            response = await self._http.request(method, url, params=params, json=body, **extra)
-        self._check(response.status_code, response.content, method, path)
+        for first_attempt in (True, False):
+            used = self._version
+            url = await self._path(path, versioned)
+            with self._translated(method, path):
+                response = await self._http.request(method, url, params=params, json=body, **extra)
+            message = _engine_message(response.content)
+            if versioned and first_attempt and is_version_refusal(response.status_code, message):
+                await self._renegotiate(used or self._version, message)
+                continue
+            self._check(response.status_code, response.content, method, path)
+            break
         return response
 
     @contextmanager
@@ -245,7 +278,9 @@ class DockerClient:
 
     def _counted(self, error: EngineError) -> EngineError:
         # 404 and 409 are answers about the world (no such image, already stopped), not faults.
-        if isinstance(error, EngineUnreachable | EngineApiError | EngineUnauthorized):
+        if isinstance(
+            error, EngineUnreachable | EngineApiError | EngineUnauthorized | EngineIncompatible
+        ):
             self._on_error(error.code)
         return error
 
@@ -263,16 +298,33 @@ class DockerClient:
         headers: Mapping[str, str] | None = None,
         timeout: httpx.Timeout | float | None = None,
     ) -> AsyncIterator[httpx.Response]:
-        url = await self._path(path, True)
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        # Errors while the caller reads the stream pass through the same seam.
-        with self._translated(method, path):
-            async with self._http.stream(
-                method, url, params=params, headers=headers, **extra
-            ) as response:
-                if response.status_code >= 400:
-                    self._check(response.status_code, await response.aread(), method, path)
-                yield response
+        for first_attempt in (True, False):
+            used = self._version
+            url = await self._path(path, True)
+            # Errors while the caller reads the stream pass through the same seam.
+            with self._translated(method, path):
+                async with self._http.stream(
+                    method, url, params=params, headers=headers, **extra
+                ) as response:
+                    if response.status_code < 400:
+                        yield response
+                        return
+                    content = await response.aread()
+            message = _engine_message(content)
+            if not (first_attempt and is_version_refusal(response.status_code, message)):
+                self._check(response.status_code, content, method, path)
+            await self._renegotiate(used or self._version, message)
+
+
+def _stream_error(event: object) -> str | None:
+    """The error of one pull-stream line: ``errorDetail`` (1.48 deprecates ``error``)."""
+    if not isinstance(event, dict):
+        return None
+    detail = event.get("errorDetail")
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"])
+    return str(event["error"]) if event.get("error") else None
 
 
 def _engine_message(content: bytes) -> str:
@@ -287,6 +339,8 @@ def _engine_message(content: bytes) -> str:
 
 def _error_for(status: int, message: str, method: str, path: str) -> EngineError:
     text = message or f"engine answered {status} to {method} {path}"
+    if is_version_refusal(status, message):
+        return EngineIncompatible(text, engine_status=status)
     if status == 404:
         return EngineNotFound(text, engine_status=status)
     if status == 409:

@@ -14,6 +14,8 @@
         ├── EngineNotFound         404 from the engine (container or image gone)
         ├── EngineConflict         409 from the engine
         ├── EngineUnauthorized     401/403 from the engine
+        ├── EngineIncompatible     503, no API version in common with the engine
+        ├── RuntimeMissing         the configured container runtime is not in the engine
         └── EngineApiError         any other engine error status (500 to clients)
 
 httpx errors become EngineError subclasses in one place (``ecs.docker``), and EcsError
@@ -157,6 +159,22 @@ class EngineUnauthorized(EngineError):
     """The engine refused the call's credentials."""
 
     code = "engine_unauthorized"
+
+
+class EngineIncompatible(EngineError):
+    """The engine and ECS have no API version in common (or the pinned one is out of range)."""
+
+    status = 503
+    code = "engine_incompatible"
+    retry_after_s = 30
+
+
+class RuntimeMissing(EngineError):
+    """The engine does not offer the container runtime ECS is configured to use."""
+
+    status = 503
+    code = "runtime_missing"
+    retry_after_s = 30
 
 
 class EngineApiError(EngineError):

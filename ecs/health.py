@@ -1,11 +1,13 @@
-"""Health: quick checks nothing external; comprehensive asks the engine."""
+"""Health: quick checks nothing external; comprehensive probes the engine as start-up does."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ecs.docker import MIN_API_VERSION, DockerClient, format_api_version, parse_api_version
-from ecs.exceptions import EngineError
+from ecs.docker import DockerClient
+from ecs.engine_probe import probe_engine
+from ecs.engine_version import ECS_API_RANGE
+from ecs.exceptions import EngineError, EngineIncompatible, EngineUnreachable, RuntimeMissing
 
 _TRUE = {"true", "t", "y", "yes", "1"}
 _FALSE = {"false", "f", "n", "no", "0"}
@@ -35,26 +37,39 @@ def _color(ok: bool) -> str:
     return "green" if ok else "red"
 
 
-async def check_health(docker: DockerClient, *, quick: bool) -> HealthReport:
-    """Quick: always green. Comprehensive: the engine answers with an API version ECS speaks."""
+async def check_health(
+    docker: DockerClient, *, quick: bool, runtime: str | None = None
+) -> HealthReport:
+    """Quick: always green. Comprehensive: the engine answers a versioned call, has the runtime."""
     if quick:
         return HealthReport(green=True)
-    reachable, version_ok, version, error = False, False, None, None
+    checks = {"connectivity": False, "apiVersion": False, "runtime": False}
+    error: str | None = None
+    chosen_runtime = runtime
     try:
-        info = await docker.version()
-        reachable = True
-        version = str(info.get("ApiVersion", ""))
-        version_ok = parse_api_version(version) >= MIN_API_VERSION
-    except EngineError as exc:
+        report = await probe_engine(docker, runtime)
+        checks = dict.fromkeys(checks, True)
+        chosen_runtime = report.runtime
+    except EngineUnreachable as exc:
         error = exc.message
-    except ValueError:
-        error = f"engine reported an unreadable API version {version!r}"
+    except EngineIncompatible as exc:
+        checks["connectivity"] = True
+        error = exc.message
+    except RuntimeMissing as exc:
+        checks["connectivity"] = checks["apiVersion"] = True
+        error = exc.message
+    except EngineError as exc:
+        checks["connectivity"] = True
+        error = exc.message
+    green = all(checks.values())
     engine: dict[str, object] = {
-        "status": _color(reachable and version_ok),
-        "details": {"connectivity": _color(reachable), "apiVersion": _color(version_ok)},
-        "apiVersion": version,
-        "minimumApiVersion": format_api_version(MIN_API_VERSION),
+        "status": _color(green),
+        "details": {name: _color(ok) for name, ok in checks.items()},
+        "apiVersion": str(docker.api_version) if docker.api_version else None,
+        "engineApiVersions": str(docker.engine_range) if docker.engine_range else None,
+        "supportedApiVersions": str(ECS_API_RANGE),
+        "runtime": chosen_runtime,
     }
     if error:
         engine["error"] = error
-    return HealthReport(green=reachable and version_ok, details={"engine": engine})
+    return HealthReport(green=green, details={"engine": engine})

@@ -98,7 +98,8 @@ async def health(request: Request, quick: str | None = None) -> JSONResponse:
     if is_quick is None:
         problem = FieldProblem("invalid_quick", f"quick must be a boolean, not {quick!r}", "quick")
         raise InvalidRequest([problem])
-    report = await check_health(_runtime(request).docker, quick=is_quick)
+    runtime = _runtime(request)
+    report = await check_health(runtime.docker, quick=is_quick, runtime=runtime.settings.runtime)
     body: dict[str, Any] = {"status": "green" if report.green else "red"}
     if report.details is not None:
         body["details"] = report.details

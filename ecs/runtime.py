@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 import structlog
 
 from ecs.cleanup import ContainerRemover
-from ecs.config import ConfigError, Settings
+from ecs.config import ConfigError, Settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
+from ecs.engine_probe import EngineReport, probe_engine
 from ecs.image_policy import ImageAllowlist
 from ecs.janitor import Janitor
 from ecs.keys import KeyFileError, KeyStore
@@ -71,6 +73,12 @@ class Runtime:
         log_fields.update(exit_code=outcome.exit_code, timed_out=outcome.timed_out)
         return TaskResult.from_outcome(outcome)
 
+    async def connect_engine(self) -> EngineReport:
+        """Probe the engine (version, runtime) and fit the task sandbox to what it found."""
+        report = await probe_engine(self.docker, self.settings.runtime)
+        self.runner.policy = replace(self.runner.policy, gvisor=report.gvisor)
+        return report
+
     async def wait_idle(self, timeout_s: float) -> None:
         """Wait (bounded) until no task request is running any more."""
         if self.active:
@@ -114,7 +122,10 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
     )
     metrics = EcsMetrics()
     docker = DockerClient(
-        http, pull_timeout_s=settings.pull_timeout_s, on_error=metrics.engine_error
+        http,
+        pull_timeout_s=settings.pull_timeout_s,
+        pinned_api_version=pinned_api_version(settings, os.environ),
+        on_error=metrics.engine_error,
     )
     puller = ImagePuller(docker, settings.pull_policy, configured_credentials(settings))
     remover = ContainerRemover(docker, on_stage=metrics.observe_stage)
@@ -122,6 +133,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         read_only_rootfs=settings.read_only_rootfs,
         log_driver=settings.log_driver,
         log_options=settings.log_options,
+        runtime=settings.runtime,
     )
     runner = TaskRunner(
         docker,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import ipaddress
+import os
 from types import FrameType
 
 import uvicorn
 
 from ecs.app import create_app
-from ecs.config import ConfigError, Settings
+from ecs.config import ConfigError, Settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
+from ecs.engine_probe import EngineReport, probe_engine
 from ecs.exceptions import EcsError
 
 
@@ -34,16 +36,18 @@ def check_bind_address(settings: Settings) -> None:
         )
 
 
-async def check_engine(settings: Settings) -> str:
-    """Reach the engine and agree on an API version, or raise with a clear message."""
+async def check_engine(settings: Settings) -> EngineReport:
+    """Reach the engine, agree on an API version, find the runtime; else a clear ConfigError."""
     http = engine_http_client(
         settings.docker_host,
         connect_timeout_s=settings.engine_connect_timeout_s,
         call_timeout_s=settings.engine_call_timeout_s,
     )
+    pinned = pinned_api_version(settings, os.environ)
     async with http:
         try:
-            return await DockerClient(http).negotiate()
+            docker = DockerClient(http, pinned_api_version=pinned)
+            return await probe_engine(docker, settings.runtime)
         except EcsError as exc:
             raise ConfigError(
                 f"Docker Engine at {settings.docker_host} is not usable: {exc.message}"

@@ -87,7 +87,7 @@ class TaskRunner:
         self._docker = docker
         self._puller = puller
         self._remover = remover
-        self._policy = policy
+        self.policy = policy  # refitted once the engine is known (Runtime.connect_engine)
         self._instance_id = instance_id
         self._output_cap = output_cap_bytes
         self._on_stage = on_stage
@@ -115,7 +115,7 @@ class TaskRunner:
         )
         deadline = int(time.time() + spec.timeout_s)
         labels = container_labels(self._instance_id, task_id, deadline)
-        config = container_config(request, self._policy, labels)
+        config = container_config(request, self.policy, labels)
         try:
             return await self._docker.create_container(f"ecs-{task_id}", config)
         except EngineNotFound as exc:

@@ -1,7 +1,9 @@
-"""Integration fixtures: the real Docker Engine, the local registries, a real ECS.
+"""Integration fixtures: the real engine, the local registries, a real ECS.
 
-A test here fails loudly when the engine is missing: run ``scripts/engine`` (the test
-command does). After every test the engine must hold no container labelled as ECS's.
+The engine is the one ``pytest --engine`` names (``tests/engine_target.py``; Debian's
+Docker Engine by default). A test here fails loudly when it is missing: run its setup
+script (the test command does). After every test the engine must hold no container
+labelled as ECS's.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.engine_target import EngineTarget
 from tests.integration.ecs_server import SESSION_INSTANCE_PREFIX, EcsServer
 
-DOCKER_SOCKET = "/var/run/docker.sock"
 OPEN_REGISTRY = "127.0.0.1:5000"
 AUTH_REGISTRY = "127.0.0.1:5001"
 REGISTRY_USER, REGISTRY_PASSWORD = "ecsuser", "ecspass"
@@ -23,15 +25,25 @@ MANAGED_LABEL = "io.ecs.managed"
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[httpx.Client]:
-    """A plain client on the engine's socket, for arranging and checking; fails if absent."""
-    client = httpx.Client(
-        transport=httpx.HTTPTransport(uds=DOCKER_SOCKET), base_url="http://docker/v1.41", timeout=60
-    )
+def engine(engine_target: EngineTarget) -> Iterator[httpx.Client]:
+    """A plain client on the engine's socket, for arranging and checking; fails if absent.
+
+    It speaks the engine's own newest API version, whatever ECS negotiates.
+    """
+    socket = engine_target.socket
     try:
-        client.get("/_ping").raise_for_status()
+        with httpx.Client(transport=httpx.HTTPTransport(uds=socket), timeout=10) as probe:
+            version = probe.get("http://docker/version").raise_for_status().json()["ApiVersion"]
     except httpx.HTTPError as exc:
-        pytest.fail(f"Docker Engine not reachable on {DOCKER_SOCKET} ({exc}); run scripts/engine")
+        pytest.fail(
+            f"{engine_target.name} engine not reachable on {socket} ({exc}); "
+            f"run {engine_target.setup}"
+        )
+    client = httpx.Client(
+        transport=httpx.HTTPTransport(uds=socket),
+        base_url=f"http://docker/v{version}",
+        timeout=60,
+    )
     for registry in (OPEN_REGISTRY, AUTH_REGISTRY):
         try:
             httpx.get(f"http://{registry}/v2/", timeout=5)
@@ -80,9 +92,9 @@ def no_leaked_containers(engine: httpx.Client) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def ecs_server(engine: httpx.Client) -> Iterator[EcsServer]:
-    """One ECS with default settings, shared by a test module."""
-    server = EcsServer().start()
+def ecs_server(engine: httpx.Client, engine_target: EngineTarget) -> Iterator[EcsServer]:
+    """One ECS with default settings on the target engine, shared by a test module."""
+    server = EcsServer(**engine_target.ecs_settings()).start()
     yield server
     server.stop()
 
@@ -95,12 +107,14 @@ def ecs(ecs_server: EcsServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def start_ecs(engine: httpx.Client) -> Iterator[Callable[..., EcsServer]]:
-    """Start an ECS with particular settings; stopped after the test."""
+def start_ecs(
+    engine: httpx.Client, engine_target: EngineTarget
+) -> Iterator[Callable[..., EcsServer]]:
+    """Start an ECS with particular settings on the target engine; stopped after the test."""
     started: list[EcsServer] = []
 
     def start(**overrides: Any) -> EcsServer:
-        server = EcsServer(**overrides).start()
+        server = EcsServer(**{**engine_target.ecs_settings(), **overrides}).start()
         started.append(server)
         return server
 

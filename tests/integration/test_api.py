@@ -12,10 +12,11 @@ import pytest
 
 from ecs.config import PullPolicy
 from ecs.docker import DockerClient
+from ecs.engine_version import ECS_API_RANGE
 from ecs.imageref import parse_image_reference
 from ecs.pulls import ImagePuller
+from tests.engine_target import EngineTarget
 from tests.integration.conftest import (
-    DOCKER_SOCKET,
     OPEN_REGISTRY,
     image_exists,
     managed_containers,
@@ -127,8 +128,14 @@ def test_noop_version_and_health(ecs: httpx.Client, ecs_server: Any) -> None:
         assert health.json()["status"] == "green"
         assert health.headers["location"].endswith(f"/v1.1/_health{query}")
     details = ecs.get("/v1.1/_health?quick=false").json()["details"]["engine"]
-    assert details["details"] == {"connectivity": "green", "apiVersion": "green"}
-    assert details["apiVersion"] == "1.41"
+    assert details["details"] == {
+        "connectivity": "green",
+        "apiVersion": "green",
+        "runtime": "green",
+    }
+    engine_max = ecs_server.app.state.runtime.docker.engine_range.high
+    assert details["apiVersion"] == str(min(engine_max, ECS_API_RANGE.high))
+    assert details["supportedApiVersions"] == str(ECS_API_RANGE)
     assert "details" not in ecs.get("/v1.1/_health").json()
 
 
@@ -291,7 +298,9 @@ def test_if_not_present_pulls_a_missing_image(start_ecs: Any, engine: httpx.Clie
     assert image_exists(engine, reference)
 
 
-async def test_concurrent_pulls_of_one_reference_share_one_pull(engine: httpx.Client) -> None:
+async def test_concurrent_pulls_of_one_reference_share_one_pull(
+    engine: httpx.Client, engine_target: EngineTarget
+) -> None:
     """Eight simultaneous requests for a missing image cause one engine pull."""
     reference = parse_image_reference(f"{OPEN_REGISTRY}/owner/repo:tag")
     remove_image(engine, reference.familiar)
@@ -304,7 +313,7 @@ async def test_concurrent_pulls_of_one_reference_share_one_pull(engine: httpx.Cl
             await super().pull(repository, tag, registry_auth)
 
     http = httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=DOCKER_SOCKET), base_url="http://docker"
+        transport=httpx.AsyncHTTPTransport(uds=engine_target.socket), base_url="http://docker"
     )
     async with http:
         puller = ImagePuller(CountingDocker(http), PullPolicy.ALWAYS, {})

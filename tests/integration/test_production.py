@@ -360,7 +360,10 @@ def test_check_command(tmp_path: Path) -> None:
     """`ecs check` validates the settings and reaches the engine."""
     result = run_ecs_command("check")
     assert result.returncode == 0, result.stderr
-    assert "engine at unix:///var/run/docker.sock: ok (API 1.41)" in result.stdout
+    # Debian 12's Engine 20.10 serves 1.12–1.41: ECS speaks its newest.
+    assert "engine at unix:///var/run/docker.sock: ok (API 1.41 of 1.12–1.41, runtime runc)" in (
+        result.stdout
+    )
 
 
 def test_creds_command_prints_pairs_once(tmp_path: Path) -> None:
