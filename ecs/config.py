@@ -54,8 +54,8 @@ class RegistryCredentials(BaseModel):
 class LimitSettings(BaseModel):
     """Default and maximum resource limits of a task container."""
 
-    default_memory_mb: int = Field(256, gt=0)
-    max_memory_mb: int = Field(2048, gt=0)
+    default_memory_mb: int = Field(256, ge=6)
+    max_memory_mb: int = Field(2048, ge=6)
     default_cpus: float = Field(1.0, gt=0)
     max_cpus: float = Field(2.0, gt=0)
     default_pids: int = Field(256, gt=0)

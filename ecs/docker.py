@@ -40,6 +40,8 @@ from ecs.exceptions import (
 
 JsonObject = dict[str, Any]
 
+_PODMAN_STATE_CONFLICT = "container state improper"
+
 
 def engine_http_client(
     docker_host: str, *, connect_timeout_s: float, call_timeout_s: float
@@ -341,6 +343,9 @@ def _error_for(status: int, message: str, method: str, path: str) -> EngineError
     text = message or f"engine answered {status} to {method} {path}"
     if is_version_refusal(status, message):
         return EngineIncompatible(text, engine_status=status)
+    if status == 500 and _PODMAN_STATE_CONFLICT in message:
+        # Podman answers 500 where dockerd answers 409 (kill of a stopped container).
+        return EngineConflict(text, engine_status=status)
     if status == 404:
         return EngineNotFound(text, engine_status=status)
     if status == 409:

@@ -15,6 +15,7 @@ from ecs.engine_version import ApiRange, ApiVersion
 from ecs.exceptions import RuntimeMissing
 
 GVISOR_BINARY = "runsc"
+PODMAN_COMPONENT = "Podman Engine"
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,25 @@ class EngineReport:
     runtime: str  # the runtime tasks run on: the configured one, or the engine's default
     runtimes: tuple[str, ...]
     gvisor: bool  # the runtime is gVisor's runsc, whose own processes count as the task's
+    podman: bool  # Podman's Docker-compatible API rather than dockerd
 
 
 async def probe_engine(docker: DockerClient, runtime: str | None) -> EngineReport:
     """Check the engine accepts ECS's API version and has ``runtime``; raise EngineError."""
-    await docker.versioned_version()  # a refused version renegotiates or raises here
+    version = await docker.versioned_version()  # a refused version renegotiates or raises
+    podman = _is_podman(version)
     info = await docker.info()
     offered = info.get("Runtimes")
     runtimes = offered if isinstance(offered, dict) else {}
     chosen = runtime or str(info.get("DefaultRuntime") or "runc")
+    if podman and runtime is not None:
+        # Podman lists runtimes it may not have and runs every container on its own
+        # configured one, whatever HostConfig.Runtime says: a task would silently run
+        # without the isolation asked for.
+        raise RuntimeMissing(
+            f"Podman ignores the runtime a container asks for, so runtime {runtime!r} cannot "
+            "be honoured: leave ECS's runtime unset and set `runtime` in Podman's containers.conf"
+        )
     if runtime is not None and runtime not in runtimes:
         names = ", ".join(sorted(runtimes)) or "none reported"
         raise RuntimeMissing(f"the engine has no runtime {runtime!r} (it has: {names})")
@@ -48,7 +59,15 @@ async def probe_engine(docker: DockerClient, runtime: str | None) -> EngineRepor
         runtime=chosen,
         runtimes=tuple(sorted(runtimes)),
         gvisor=_is_gvisor(chosen, runtimes.get(chosen)),
+        podman=podman,
     )
+
+
+def _is_podman(version: dict[str, object]) -> bool:
+    components = version.get("Components")
+    if not isinstance(components, list):
+        return False
+    return any(isinstance(c, dict) and c.get("Name") == PODMAN_COMPONENT for c in components)
 
 
 def _is_gvisor(name: str, spec: object) -> bool:

@@ -13,10 +13,14 @@ LABEL_DEADLINE = "io.ecs.deadline"
 
 _MIB = 1024 * 1024
 # gVisor's runsc (ptrace platform) runs every guest process on host threads of its own and
-# keeps ~40 host pids for itself: measured 64 for three guest processes, about 8 more for
-# each further one. A task asking for N processes gets room for N inside the sandbox.
-GVISOR_BASE_PIDS = 48
-GVISOR_PIDS_PER_PROCESS = 9
+# keeps ~40 host pids for itself: measured 104 host pids for 8 guest processes, 542 for 64,
+# 2057 for 256, and more while forking. The guest's own limit is RLIMIT_NPROC, which
+# gVisor's kernel enforces inside the sandbox; the host limit only has to leave it room.
+GVISOR_BASE_PIDS = 96
+GVISOR_PIDS_PER_PROCESS = 10
+# The sandbox's own kernel lives in the task's memory cgroup: under ~16 MiB it is killed
+# while starting (measured: 12 MiB fails, 16 MiB starts), so it gets that on top.
+GVISOR_MEMORY_OVERHEAD_MB = 16
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ def container_config(
     request: ContainerRequest, policy: ContainerPolicy, labels: Mapping[str, str]
 ) -> dict[str, Any]:
     """The ``POST /containers/create`` body: no network, no capabilities, hard limits."""
-    memory = request.memory_mb * _MIB
+    overhead_mb = GVISOR_MEMORY_OVERHEAD_MB if policy.gvisor else 0
+    memory = (request.memory_mb + overhead_mb) * _MIB
     host_config: dict[str, Any] = {
         "NetworkMode": "none",
         "CapDrop": ["ALL"],
@@ -79,6 +84,10 @@ def container_config(
         "AutoRemove": False,  # ECS reads the logs first, then removes
         "RestartPolicy": {"Name": "no"},
     }
+    if policy.gvisor:
+        # Inside gVisor the guest's kernel counts processes against RLIMIT_NPROC; under
+        # runc that limit would count every process of the uid on the host, so only here.
+        host_config["Ulimits"] = [{"Name": "nproc", "Soft": request.pids, "Hard": request.pids}]
     if policy.runtime is not None:
         host_config["Runtime"] = policy.runtime
     if policy.read_only_rootfs:

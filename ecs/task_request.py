@@ -79,12 +79,19 @@ class RegistryCreds(BaseModel):
     email: str | None = Field(None, max_length=512)
 
 
+MIN_MEMORY_MB = 6
+
+
 class TaskResourceLimits(BaseModel):
     """Resource limits for this task's container; each at most the server's maximum."""
 
     model_config = ConfigDict(extra="forbid")
 
-    memory_mb: int | None = Field(None, gt=0, description="memory limit in MiB (no swap)")
+    # 6 MiB is the engine's own floor ("Minimum memory limit allowed is 6MB"): below it
+    # the create fails, so the request is refused here with the field named.
+    memory_mb: int | None = Field(
+        None, ge=MIN_MEMORY_MB, description="memory limit in MiB (no swap), at least 6"
+    )
     cpus: float | None = Field(None, gt=0, description="CPU share, e.g. 0.5")
     pids: int | None = Field(None, gt=0, description="maximum number of processes")
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.engine_target import EngineTarget
 from tests.integration.conftest import (
     AUTH_REGISTRY,
     OPEN_REGISTRY,
@@ -133,14 +134,17 @@ def test_entrypoint_that_sleeps_forever_is_killed(ecs: httpx.Client) -> None:
 
 
 def test_memory_hog_is_oom_killed(ecs: httpx.Client) -> None:
-    """A task over its memory limit is killed by the kernel and reported as OOM."""
-    hog = "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"
-    answer = run(ecs, cmd=["sh", "-c", hog], limits={"memory_mb": 16}, timeout=60)
+    """A task over its memory limit is killed by the kernel and reported as OOM, with the
+    output it wrote before (under gVisor the whole sandbox is killed: still reported)."""
+    hog = "echo before; echo err >&2; sleep 0.5; x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"
+    answer = run(ecs, cmd=["sh", "-c", hog], limits={"memory_mb": 32}, timeout=60)
     assert answer.status_code == 201
     body = answer.json()
     assert body["oomKilled"] is True
     assert body["exitCode"] == 137
     assert body["timedOut"] is False
+    assert decoded(answer, "stdout") == b"before\n"
+    assert decoded(answer, "stderr") == b"err\n"
 
 
 def test_registry_with_port_in_the_reference(ecs: httpx.Client) -> None:
@@ -197,14 +201,15 @@ def test_unreachable_registry_is_503(ecs: httpx.Client) -> None:
     assert "connection refused" in answer.json()["errors"][0]["message"]
 
 
-def test_sandbox_defaults_seen_from_inside(ecs: httpx.Client) -> None:
+def test_sandbox_defaults_seen_from_inside(ecs: httpx.Client, engine_target: EngineTarget) -> None:
     """Inside the task: no capabilities, no new privileges, only a loopback interface."""
     script = "grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status; ls /sys/class/net"
     answer = run(ecs, cmd=["sh", "-c", script])
     lines = decoded(answer, "stdout").decode().split()
     assert lines[lines.index("CapEff:") + 1] == "0000000000000000"
     assert lines[lines.index("CapPrm:") + 1] == "0000000000000000"
-    assert lines[lines.index("NoNewPrivs:") + 1] == "1"
+    if not engine_target.gvisor:  # gVisor's /proc/self/status has no NoNewPrivs line
+        assert lines[lines.index("NoNewPrivs:") + 1] == "1"
     assert lines[-1] == "lo"
     assert "eth0" not in lines
 
