@@ -24,6 +24,7 @@ class FakeEngine:
     runtimes: dict[str, dict[str, object]] = field(
         default_factory=lambda: {"runc": {"path": "runc"}}
     )
+    podman: bool = False
     calls: list[str] = field(default_factory=list)
 
     def client(self) -> httpx.AsyncClient:
@@ -52,8 +53,18 @@ class FakeEngine:
                 )
             path = match[3]
         if path == "/version":
-            return httpx.Response(
-                200, json={"ApiVersion": self.max_api, "MinAPIVersion": self.min_api}
+            name = "Podman Engine" if self.podman else "Engine"
+            answer = {
+                "ApiVersion": self.max_api,
+                "MinAPIVersion": self.min_api,
+                "Components": [{"Name": name, "Version": "1"}],
+            }
+            return httpx.Response(200, json=answer)
+        if path.endswith("/kill") and self.podman:
+            # Podman 4.3's answer for a container that is not running (dockerd: 409).
+            return _message(
+                500,
+                "can only kill running containers. x is in state exited: container state improper",
             )
         if path == "/info":
             return httpx.Response(200, json={"Runtimes": self.runtimes, "DefaultRuntime": "runc"})

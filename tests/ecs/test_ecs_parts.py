@@ -14,7 +14,15 @@ from ecs.exceptions import Overloaded
 from ecs.health import parse_quick
 from ecs.imageref import parse_image_reference
 from ecs.registry_auth import Credentials, credentials_for, registry_auth_header
-from ecs.sandbox import ContainerPolicy, ContainerRequest, container_config, container_labels
+from ecs.sandbox import (
+    GVISOR_BASE_PIDS,
+    GVISOR_MEMORY_OVERHEAD_MB,
+    GVISOR_PIDS_PER_PROCESS,
+    ContainerPolicy,
+    ContainerRequest,
+    container_config,
+    container_labels,
+)
 from ecs.server import is_loopback
 from ecs.slots import TaskSlots
 from ecs.tasks import _run_time_ms
@@ -171,3 +179,22 @@ def test_run_time_from_engine_timestamps() -> None:
     state = {"StartedAt": "2026-11-29T10:00:00.123456789Z", "FinishedAt": "2026-11-29T10:00:01.5Z"}
     assert _run_time_ms(state) == 1376
     assert _run_time_ms({"StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": ""}) == 0
+
+
+def test_gvisor_sandbox_leaves_room_for_its_own_processes_and_memory() -> None:
+    """Under runsc the host limits cover the sandbox; the guest's own limit is nproc."""
+    request = ContainerRequest("a:b", ["true"], {}, memory_mb=64, cpus=1, pids=16)
+    plain = container_config(request, ContainerPolicy(runtime="crun"), {})["HostConfig"]
+    gvisor = container_config(request, ContainerPolicy(runtime="runsc", gvisor=True), {})
+    host = gvisor["HostConfig"]
+    assert (plain["PidsLimit"], plain["Runtime"], "Ulimits" in plain) == (16, "crun", False)
+    assert host["PidsLimit"] == GVISOR_BASE_PIDS + GVISOR_PIDS_PER_PROCESS * 16
+    assert host["Ulimits"] == [{"Name": "nproc", "Soft": 16, "Hard": 16}]
+    assert host["Memory"] == host["MemorySwap"] == (64 + GVISOR_MEMORY_OVERHEAD_MB) * 1024 * 1024
+    assert host["Runtime"] == "runsc"
+
+
+def test_no_runtime_setting_leaves_the_engine_default() -> None:
+    """Without `runtime` the create body names none, so the engine's default applies."""
+    request = ContainerRequest("a:b", ["true"], {}, memory_mb=64, cpus=1, pids=16)
+    assert "Runtime" not in container_config(request, ContainerPolicy(), {})["HostConfig"]

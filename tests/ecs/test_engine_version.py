@@ -182,3 +182,24 @@ async def test_probe_finds_the_runtime_or_names_what_exists() -> None:
     assert (sandboxed.runtime, sandboxed.gvisor) == ("sandboxed", True)
     assert health.details is not None
     assert health.details["engine"]["details"]["runtime"] == "red"  # type: ignore[index]
+
+
+async def test_podman_refuses_a_runtime_it_would_ignore() -> None:
+    """Podman runs every container on its own runtime: asking for one is a start-up error."""
+    engine = FakeEngine(
+        min_api="1.24", max_api="1.41", podman=True, runtimes={"runc": {}, "runsc": {}}
+    )
+    async with engine.client() as http:
+        docker = DockerClient(http)
+        report = await probe_engine(docker, None)
+        with pytest.raises(RuntimeMissing, match="Podman ignores the runtime"):
+            await probe_engine(docker, "runsc")
+    assert report.podman
+
+
+async def test_podman_state_conflict_is_a_conflict() -> None:
+    """Podman's 500 for killing a stopped container counts as already stopped."""
+    engine = FakeEngine(min_api="1.24", max_api="1.41", podman=True)
+    async with engine.client() as http:
+        await DockerClient(http).kill("x")  # no error: the container is not running
+    assert engine.calls[-1] == "POST /v1.41/containers/x/kill"

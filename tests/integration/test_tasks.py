@@ -226,3 +226,16 @@ def test_fork_bomb_is_stopped_by_the_pids_limit(ecs: httpx.Client) -> None:
     answer = run(ecs, cmd=["sh", "-c", script], limits={"pids": 16}, timeout=30)
     assert answer.status_code == 201
     assert b"Resource temporarily unavailable" in decoded(answer, "stdout")
+
+
+def test_a_command_missing_from_the_image_is_the_tasks_failure(
+    ecs: httpx.Client, engine_target: EngineTarget
+) -> None:
+    """A program the image lacks is the task's failure, as with `docker run`: the init
+    process reports it on stderr and exits 127 (Podman's catatonit: 1); nothing is left."""
+    answer = run(ecs, cmd=["/no/such/program"])
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["exitCode"] == (1 if engine_target.podman else 127)
+    stderr = decoded(answer, "stderr")
+    assert b"No such file or directory" in stderr
+    assert engine_target.podman or b"/no/such/program" in stderr
