@@ -72,7 +72,7 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
     app.include_router(metrics_router)
     install_error_handlers(app)
     # Added innermost first: correlation → auth → body guard → routes.
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.body_cap_bytes)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.request_body_cap_bytes)
     if runtime.keys is not None:
         app.add_middleware(
             AuthMiddleware,

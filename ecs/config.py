@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     output_cap_bytes: int = Field(1024 * 1024, gt=0)
     body_cap_bytes: int = Field(64 * 1024, gt=0)
+    max_input_bytes: int = Field(
+        1024 * 1024, gt=0, description="decoded stdin plus files of one task, in bytes"
+    )
 
     max_concurrent_tasks: int = Field(4, gt=0)
     max_queued_tasks: int = Field(32, ge=0)
@@ -152,6 +155,12 @@ class Settings(BaseSettings):
 
     log_level: str = Field("info", pattern=r"^(?i:debug|info|warning|error|critical)$")
     log_format: str = Field("auto", pattern=r"^(auto|json|console)$")
+
+    @property
+    def request_body_cap_bytes(self) -> int:
+        """The body cap, grown to fit ``max_input_bytes`` of base64 and the rest of a body."""
+        base64_input = 4 * -(-self.max_input_bytes // 3)
+        return max(self.body_cap_bytes, base64_input + self.body_cap_bytes)
 
     @model_validator(mode="after")
     def _timeouts_consistent(self) -> Self:

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpcore
 import httpx
 
 from ecs.engine_version import (
@@ -207,6 +208,54 @@ class DockerClient:
         ) as response:
             yield response.aiter_raw()
 
+    @asynccontextmanager
+    async def attach_stdin(self, container_id: str) -> AsyncIterator[StdinWriter]:
+        """A hijacked connection to the container's stdin (created with ``OpenStdin``).
+
+        The engine upgrades the attach to a raw stream; closing it (leaving the block) is
+        the end-of-file the task reads, since the container was created ``StdinOnce``.
+        """
+        path = f"/containers/{container_id}/attach"
+        url = await self._path(path, True)
+        request = self._http.build_request(
+            "POST",
+            url,
+            params={"stream": "1", "stdin": "1"},
+            headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+            timeout=httpx.Timeout(None, connect=self._http.timeout.connect),
+        )
+        with self._translated("POST", path):
+            response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                self._check(response.status_code, await response.aread(), "POST", path)
+            stream = response.extensions.get("network_stream")
+            if response.status_code != 101 or stream is None:
+                raise self._counted(
+                    EngineApiError(
+                        f"engine did not upgrade the stdin attach ({response.status_code})"
+                    )
+                )
+            writer = StdinWriter(stream)
+            try:
+                yield writer
+            finally:
+                await writer.close()
+        finally:
+            await response.aclose()
+
+    async def put_archive(self, container_id: str, path: str, archive: bytes) -> None:
+        """Unpack a tar archive into the container at ``path`` (before it starts)."""
+        with self._translated("PUT", "/containers/{id}/archive"):
+            url = await self._path(f"/containers/{container_id}/archive", True)
+            response = await self._http.put(
+                url,
+                params={"path": path},
+                content=archive,
+                headers={"Content-Type": "application/x-tar"},
+            )
+        self._check(response.status_code, response.content, "PUT", "/containers/{id}/archive")
+
     async def remove(self, container_id: str) -> None:
         """Force-remove a container and its anonymous volumes; already gone is fine."""
         try:
@@ -317,6 +366,29 @@ class DockerClient:
             if not (first_attempt and is_version_refusal(response.status_code, message)):
                 self._check(response.status_code, content, method, path)
             await self._renegotiate(used or self._version, message)
+
+
+class StdinWriter:
+    """Writes to a hijacked stdin stream; the first failure (the task exited) ends it."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._closed = False
+
+    async def write(self, data: bytes, chunk_bytes: int = 64 * 1024) -> None:
+        """Write ``data`` in chunks; raise EngineUnreachable when the stream is gone."""
+        try:
+            for start in range(0, len(data), chunk_bytes):
+                await self._stream.write(data[start : start + chunk_bytes])
+        except (OSError, httpcore.NetworkError) as exc:
+            raise EngineUnreachable(f"stdin stream closed: {exc}") from exc
+
+    async def close(self) -> None:
+        """Hang up: the task reads end-of-file."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):  # already broken is closed enough
+                await self._stream.aclose()
 
 
 def _stream_error(event: object) -> str | None:

@@ -49,6 +49,8 @@ class ContainerRequest:
     memory_mb: int
     cpus: float
     pids: int
+    workdir: str | None = None
+    stdin: bool = False  # the task is given stdin: the container keeps it open for one attach
 
 
 def container_labels(instance_id: str, task_id: str, deadline_epoch_s: int) -> dict[str, str]:
@@ -92,16 +94,22 @@ def container_config(
         host_config["Runtime"] = policy.runtime
     if policy.read_only_rootfs:
         host_config["Tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=64m"}  # noqa: S108
-    return {
+    config: dict[str, Any] = {
         "Image": request.image,
         "Cmd": list(request.cmd),
         "Env": [f"{key}={value}" for key, value in request.env.items()],
         "Labels": dict(labels),
         "Tty": False,
-        "OpenStdin": False,
-        "AttachStdin": False,
+        # StdinOnce: the engine closes the task's stdin when the one attached writer
+        # hangs up, which is how the task sees end-of-file.
+        "OpenStdin": request.stdin,
+        "StdinOnce": request.stdin,
+        "AttachStdin": request.stdin,
         "AttachStdout": False,
         "AttachStderr": False,
         "NetworkDisabled": True,
         "HostConfig": host_config,
     }
+    if request.workdir is not None:
+        config["WorkingDir"] = request.workdir
+    return config

@@ -7,6 +7,7 @@ above the maximum alike.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,14 @@ from ecs.config import Settings
 from ecs.exceptions import FieldProblem, InvalidRequest
 from ecs.imageref import InvalidReference, parse_image_reference
 from ecs.registry_auth import Credentials
+from ecs.task_input import (
+    MAX_FILES,
+    InputFile,
+    TaskFileModel,
+    check_absolute_path,
+    conflicting_paths,
+    decode_base64,
+)
 from ecs.tasks import TaskSpec
 
 
@@ -40,6 +49,8 @@ class TaskLimits:
     max_cpus: float
     default_pids: int
     max_pids: int
+    max_input_bytes: int = 1024 * 1024
+    writable_root: bool = True  # files are unpacked into the root file system before start
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TaskLimits:
@@ -54,6 +65,8 @@ class TaskLimits:
             max_cpus=limits.max_cpus,
             default_pids=limits.default_pids,
             max_pids=limits.max_pids,
+            max_input_bytes=settings.max_input_bytes,
+            writable_root=not settings.read_only_rootfs,
         )
 
 
@@ -131,6 +144,27 @@ class TaskRequest(BaseModel):
     env: dict[str, str] | None = Field(None, description="environment variables")
     timeout: float | None = Field(None, gt=0, description="seconds before the task is killed")
     limits: TaskResourceLimits | None = None
+    stdin: str | None = Field(
+        None, description="base64 bytes written to the task's stdin, which is then closed"
+    )
+    files: list[TaskFileModel] | None = Field(
+        None, max_length=MAX_FILES, description="files written into the container before start"
+    )
+    workdir: str | None = Field(
+        None, max_length=4096, description="absolute path: the task's working directory"
+    )
+
+    @field_validator("stdin")
+    @classmethod
+    def _stdin_base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            decode_base64(value)
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir_absolute(cls, value: str | None) -> str | None:
+        return None if value is None else check_absolute_path(value, allow_root=True)
 
     @field_validator("docker_image")
     @classmethod
@@ -163,6 +197,11 @@ def parse_task_request(body: Any, limits: TaskLimits) -> TaskSpec:
         request = TaskRequest.model_validate(body, context={"limits": limits})
     except ValidationError as exc:
         raise InvalidRequest([_problem(error) for error in exc.errors()]) from exc
+    stdin = base64.b64decode(request.stdin) if request.stdin is not None else None
+    files = [entry.to_input_file() for entry in request.files or []]
+    problems = _input_problems(stdin, files, limits)
+    if problems:
+        raise InvalidRequest(problems)
     resources = request.limits or TaskResourceLimits()
     creds = request.creds
     return TaskSpec(
@@ -176,7 +215,45 @@ def parse_task_request(body: Any, limits: TaskLimits) -> TaskSpec:
         credentials=Credentials(creds.username, creds.password.get_secret_value(), creds.email)
         if creds
         else None,
+        stdin=stdin,
+        files=tuple(files),
+        workdir=request.workdir,
     )
+
+
+def _input_problems(
+    stdin: bytes | None, files: list[InputFile], limits: TaskLimits
+) -> list[FieldProblem]:
+    """What pydantic cannot see field by field: clashing paths, the total size, a read-only root."""
+    problems = [
+        FieldProblem(
+            "path_conflict",
+            f"files[{index}].path: {files[index].path} is already a file or a directory of "
+            "another entry",
+            f"files[{index}].path",
+        )
+        for index in conflicting_paths([item.path for item in files])
+    ]
+    total = len(stdin or b"") + sum(len(item.content) for item in files)
+    if total > limits.max_input_bytes:
+        problems.append(
+            FieldProblem(
+                "input_too_large",
+                f"stdin and files decode to {total} bytes; this server takes at most "
+                f"{limits.max_input_bytes}",
+                "files" if files else "stdin",
+            )
+        )
+    if files and not limits.writable_root:
+        problems.append(
+            FieldProblem(
+                "files_need_writable_root",
+                "this server runs tasks with a read-only root file system, into which the "
+                "engine cannot write files before the task starts; send the content on stdin",
+                "files",
+            )
+        )
+    return problems
 
 
 _FRIENDLY_CODES = {"missing": "missing_field", "extra_forbidden": "unknown_field"}
@@ -208,4 +285,6 @@ def _allowed_fields(location: tuple[Any, ...]) -> list[str]:
         model = RegistryCreds
     elif len(location) > 1 and location[0] == "limits":
         model = TaskResourceLimits
+    elif len(location) > 2 and location[0] == "files":
+        model = TaskFileModel
     return list(model.model_fields)

@@ -7,6 +7,7 @@ path after create — failure and cancellation (a client hanging up) included.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -17,12 +18,20 @@ import structlog
 
 from ecs.cleanup import ContainerRemover
 from ecs.demux import LogDemuxer
-from ecs.docker import DockerClient
-from ecs.exceptions import EngineNotFound, ImageNotFound
+from ecs.docker import DockerClient, StdinWriter
+from ecs.exceptions import (
+    EngineError,
+    EngineNotFound,
+    EngineUnreachable,
+    FieldProblem,
+    ImageNotFound,
+    InvalidRequest,
+)
 from ecs.imageref import ImageReference
 from ecs.pulls import ImagePuller
 from ecs.registry_auth import Credentials
 from ecs.sandbox import ContainerPolicy, ContainerRequest, container_config, container_labels
+from ecs.task_input import InputFile, input_archive
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +58,9 @@ class TaskSpec:
     cpus: float
     pids: int
     credentials: Credentials | None = None
+    stdin: bytes | None = None  # None: an empty, closed stdin
+    files: tuple[InputFile, ...] = ()
+    workdir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,9 +112,22 @@ class TaskRunner:
             container_id = await self._create(spec, task_id)
         self._remover.track(container_id)
         try:
+            if spec.files:
+                with self._stage("files"):
+                    await self._write_files(container_id, spec.files)
             return await self._run_created(container_id, spec)
         finally:
             self._remover.remove_later(container_id)
+
+    async def _write_files(self, container_id: str, files: tuple[InputFile, ...]) -> None:
+        try:
+            await self._docker.put_archive(container_id, "/", input_archive(files, time.time()))
+        except EngineError as exc:
+            if exc.engine_status is None or not 400 <= exc.engine_status < 500:
+                raise
+            # The image has something in the way (a directory where a file should go).
+            problem = FieldProblem("files_not_written", f"files: {exc.message}", "files")
+            raise InvalidRequest([problem]) from exc
 
     async def _create(self, spec: TaskSpec, task_id: str) -> str:
         request = ContainerRequest(
@@ -112,6 +137,8 @@ class TaskRunner:
             memory_mb=spec.memory_mb,
             cpus=spec.cpus,
             pids=spec.pids,
+            workdir=spec.workdir,
+            stdin=spec.stdin is not None,
         )
         deadline = int(time.time() + spec.timeout_s)
         labels = container_labels(self._instance_id, task_id, deadline)
@@ -123,11 +150,20 @@ class TaskRunner:
 
     async def _run_created(self, container_id: str, spec: TaskSpec) -> TaskOutcome:
         demuxer = LogDemuxer(self._output_cap)
-        async with self._docker.attach(container_id) as output:
+        async with contextlib.AsyncExitStack() as attached:
+            output = await attached.enter_async_context(self._docker.attach(container_id))
             collector = asyncio.create_task(_collect(output, demuxer))
+            feeder: asyncio.Task[None] | None = None
             try:
+                stdin = None
+                if spec.stdin is not None:
+                    stdin = await attached.enter_async_context(
+                        self._docker.attach_stdin(container_id)
+                    )
                 with self._stage("start"):
                     await self._docker.start(container_id)
+                if stdin is not None and spec.stdin is not None:
+                    feeder = asyncio.create_task(_feed(stdin, spec.stdin))
                 with self._stage("run"):
                     timed_out = await self._wait(container_id, spec.timeout_s)
                 with self._stage("logs"):
@@ -136,6 +172,8 @@ class TaskRunner:
                         await collector
             finally:
                 collector.cancel()
+                if feeder is not None:
+                    feeder.cancel()
         info = await self._docker.inspect(container_id)
         state = info.get("State", {})
         exit_code = KILLED_EXIT_CODE if timed_out else int(state.get("ExitCode", -1))
@@ -190,6 +228,16 @@ async def _collect(output: AsyncIterator[bytes], demuxer: LogDemuxer) -> None:
     async for chunk in output:
         demuxer.feed(chunk)
     demuxer.close()
+
+
+async def _feed(stdin: StdinWriter, data: bytes) -> None:
+    """Write the task's stdin, then hang up: the task reads end-of-file.
+
+    A task that exits without reading it all breaks the stream; that is its choice.
+    """
+    with contextlib.suppress(EngineUnreachable):
+        await stdin.write(data)
+    await stdin.close()
 
 
 def _run_time_ms(state: Mapping[str, object]) -> int:

@@ -88,8 +88,9 @@ def test_json_with_charset_is_accepted(ecs: httpx.Client) -> None:
 
 
 def test_oversized_body_is_413(ecs: httpx.Client) -> None:
-    """A body over the cap is refused, whether its length is declared or streamed."""
-    big = {**TASK, "cmd": ["echo", "x" * 70_000]}
+    """A body over the cap (64 KiB plus room for 1 MiB of base64 input) is refused,
+    whether its length is declared or streamed."""
+    big = {**TASK, "cmd": ["echo", "x" * 1_500_000]}
     assert_error_body(ecs.post("/v1.1/tasks", json=big), 413, "body_too_large")
 
     def chunks() -> Any:
