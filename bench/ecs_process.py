@@ -74,6 +74,8 @@ class EcsServer:
             "ECS_HOST": "127.0.0.1",
             "ECS_PORT": str(self.port),
             "ECS_INSTANCE_ID": self.instance_id,
+            # Each ECS process its own state file, next to its log.
+            "ECS_STATE_PATH": str(log_path.with_name(f"{self.instance_id}.sqlite3")),
             "ECS_LOG_LEVEL": "warning",
             "ECS_LOG_FORMAT": "json",
             **settings,

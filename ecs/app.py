@@ -22,6 +22,7 @@ from ecs.middleware import BodyGuardMiddleware, CorrelationMiddleware
 from ecs.routes import metrics_router, router
 from ecs.runtime import Runtime, build_runtime
 from ecs.task_request import TaskRequest
+from ecs.task_routes import router as task_router
 
 log = structlog.get_logger(__name__)
 
@@ -44,12 +45,14 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
             )
             # Nothing of this process runs yet: every container of this instance is an orphan.
             await runtime.janitor.reap_once(ReapMode.STARTUP)
+            await runtime.tasks.start()
             janitor = asyncio.create_task(runtime.janitor.run_forever(settings.janitor_interval_s))
             try:
                 yield
             finally:
                 janitor.cancel()
                 await asyncio.gather(janitor, return_exceptions=True)
+                await runtime.tasks.stop(grace_s=settings.shutdown_grace_s)
         finally:
             # Requests cut off by the shutdown grace are still unwinding: let them finish,
             # then remove whatever they leave.
@@ -68,6 +71,7 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.include_router(task_router)
     app.include_router(router)
     app.include_router(metrics_router)
     install_error_handlers(app)

@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     )
 
     max_concurrent_tasks: int = Field(4, gt=0)
-    max_queued_tasks: int = Field(32, ge=0)
+    max_queued_tasks: int = Field(
+        1000, ge=0, description="tasks (sync or async) waiting for a slot; beyond: 503"
+    )
     overload_retry_after_s: int = Field(2, gt=0)
 
     pull_policy: PullPolicy = PullPolicy.DEFAULT
@@ -140,6 +142,25 @@ class Settings(BaseSettings):
     failed_auth_burst: int = Field(
         10, gt=0, description="failed API key checks a client address may burst"
     )
+
+    state_path: Path = Field(
+        Path("ecs-state.sqlite3"),
+        description="SQLite file of async tasks, idempotency keys and pending callbacks",
+    )
+    task_retention_s: float = Field(
+        3600.0, gt=0, description="how long a finished task's document is kept"
+    )
+    callback_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key signing callbacks; without it callbacks are refused"
+    )
+    callback_allowlist: list[str] = Field(
+        default_factory=list,
+        description="hosts callbacks may go to: globs, IP literals, CIDRs; empty refuses all",
+    )
+    callback_retry_s: float = Field(
+        600.0, gt=0, description="how long a failing callback is retried"
+    )
+    callback_timeout_s: float = Field(10.0, gt=0, description="timeout of one callback POST")
 
     shutdown_grace_s: int = Field(
         60, ge=0, description="seconds in-flight tasks get to finish after SIGTERM"

@@ -6,9 +6,12 @@
     │   ├── ImageNotAllowed        403, the image allowlist refused the reference
     │   ├── RegistryUnauthorized   403, the registry refused (or required) credentials
     │   ├── ImageNotFound          404, the registry or the engine has no such image
+    │   ├── TaskNotFound           404, no such task for this API key (or expired)
+    │   ├── IdempotencyKeyReused   422, the Idempotency-Key came before with another body
     │   └── RateLimited            429, the API key is over its rate or its task count
     ├── Overloaded                 503, every task slot and queue place is taken
     ├── RegistryUnreachable        503, the engine could not reach the image registry
+    ├── ConfigurationConflict      start-up: a resource ECS needs is taken (the state file)
     └── EngineError                the Docker Engine failed a call
         ├── EngineUnreachable      503, the socket does not answer
         ├── EngineNotFound         404 from the engine (container or image gone)
@@ -94,6 +97,20 @@ class ImageNotFound(RequestRejected):
     code = "image_not_found"
 
 
+class TaskNotFound(RequestRejected):
+    """No task of this id is visible to this API key (unknown, another key's, or expired)."""
+
+    status = 404
+    code = "task_not_found"
+
+
+class IdempotencyKeyReused(RequestRejected):
+    """The same Idempotency-Key came with a different body."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
 class RateLimited(RequestRejected):
     """The API key exceeded its request rate or its concurrent tasks."""
 
@@ -122,6 +139,12 @@ class RegistryUnreachable(EcsError):
     status = 503
     code = "registry_unreachable"
     retry_after_s = 5
+
+
+class ConfigurationConflict(EcsError):
+    """Something this process needs to own is held by another (its state file)."""
+
+    code = "configuration_conflict"
 
 
 class EngineError(EcsError):

@@ -38,7 +38,7 @@ DURATION_BUCKETS = (
     300.0,
     600.0,
 )
-STAGES = ("pull", "create", "start", "run", "logs", "delete")
+STAGES = ("pull", "create", "files", "start", "run", "logs", "delete")
 OUTCOMES = ("exited", "timed_out", "oom_killed", "pull_failed", "rejected", "error")
 
 
@@ -85,6 +85,14 @@ class EcsMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.callbacks = Counter(
+            "ecs_callback_attempts",
+            "Callback delivery attempts, by the callback's status after the attempt",
+            ["status"],
+            registry=self.registry,
+        )
+        for status in ("pending", "delivered", "failed"):
+            self.callbacks.labels(status)
         for stage in STAGES:
             self.stage_duration.labels(stage)
         for outcome in OUTCOMES:
@@ -107,6 +115,10 @@ class EcsMetrics:
     def task_failed(self, error: BaseException) -> None:
         """A task that did not run to an outcome."""
         self.tasks.labels(task_failure_outcome(error)).inc()
+
+    def callback_attempted(self, status: str) -> None:
+        """One callback delivery attempt; ``status``: pending (will retry), delivered, failed."""
+        self.callbacks.labels(status).inc()
 
     def engine_error(self, kind: str) -> None:
         """One failed engine call."""

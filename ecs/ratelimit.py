@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from ecs.exceptions import RateLimited
@@ -33,6 +34,7 @@ class KeyLimiter:
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._tasks: dict[str, int] = {}
+        self._freed: asyncio.Condition | None = None  # made on first use, inside the loop
 
     def retry_after(self, key: str) -> int | None:
         """Seconds until ``key`` has a token again, or None if it has one now."""
@@ -71,11 +73,38 @@ class KeyLimiter:
         try:
             yield
         finally:
-            left = self._tasks[key] - 1
-            if left:
-                self._tasks[key] = left
-            else:
-                del self._tasks[key]
+            self._release(key)
+            if self._freed is not None:
+                # A sync task's end may let a queued async task of the key run.
+                asyncio.get_running_loop().create_task(self._notify())
+
+    @asynccontextmanager
+    async def waiting_task(self, key: str) -> AsyncIterator[None]:
+        """Count one running task of ``key`` for the block, first waiting while it is at
+        its maximum (async tasks queue rather than fail)."""
+        if self._freed is None:
+            self._freed = asyncio.Condition()
+        async with self._freed:
+            await self._freed.wait_for(lambda: self._tasks.get(key, 0) < self._max_tasks)
+            self._tasks[key] = self._tasks.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            self._release(key)
+            async with self._freed:
+                self._freed.notify_all()
+
+    async def _notify(self) -> None:
+        if self._freed is not None:
+            async with self._freed:
+                self._freed.notify_all()
+
+    def _release(self, key: str) -> None:
+        left = self._tasks[key] - 1
+        if left:
+            self._tasks[key] = left
+        else:
+            del self._tasks[key]
 
     def _forget_full_buckets(self, now: float) -> None:
         # A bucket that has refilled completely holds no information; drop it.

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from ecs import API_VERSION, __version__
-from ecs.disconnect import ClientDisconnected, until_disconnect
 from ecs.errors import error_responses
 from ecs.exceptions import FieldProblem, InvalidRequest
 from ecs.health import check_health, parse_quick
 from ecs.runtime import Runtime
-from ecs.schemas import HealthResponse, NoopResponse, TaskResult, VersionResponse
-from ecs.task_request import TaskRequest
+from ecs.schemas import HealthResponse, NoopResponse, VersionResponse
 
 router = APIRouter(prefix=f"/{API_VERSION}")
 metrics_router = APIRouter()
-
-# Tells the client which ``status`` a hung-up request is logged with (nginx's 499).
-CLIENT_CLOSED_REQUEST = 499
 
 
 def _runtime(request: Request) -> Runtime:
@@ -31,44 +25,6 @@ def _runtime(request: Request) -> Runtime:
 
 def _self_link(request: Request) -> dict[str, Any]:
     return {"self": {"href": str(request.url)}}
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        problem = FieldProblem("invalid_json", f"request body is not valid JSON: {exc}")
-        raise InvalidRequest([problem]) from exc
-
-
-@router.post(
-    "/tasks",
-    status_code=201,
-    response_model=TaskResult,
-    summary="Run a task",
-    responses=error_responses(400, 401, 403, 404, 413, 415, 429, 500, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/TaskRequest"}}
-            },
-        }
-    },
-)
-@router.post("/tasks/", status_code=201, include_in_schema=False)
-async def create_task(request: Request) -> Response:
-    """Run one container to completion and answer its exit code, stdout and stderr."""
-    body = await _json_body(request)
-    state = request.scope["state"]
-    log_fields = state.setdefault("log_fields", {})
-    work = _runtime(request).run_task(body, state.get("api_key"), log_fields)
-    try:
-        result = await until_disconnect(request, work)
-    except ClientDisconnected:
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
-    return JSONResponse(result.model_dump(), status_code=201)
 
 
 @router.get("/_noop", response_model=NoopResponse, summary="Round trip only")
@@ -116,4 +72,4 @@ async def metrics(request: Request) -> Response:
     return Response(exposition.exposition(), media_type=exposition.content_type)
 
 
-__all__ = ["TaskRequest", "metrics_router", "router"]
+__all__ = ["metrics_router", "router"]

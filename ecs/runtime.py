@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,10 +12,13 @@ from typing import Any
 import httpx
 import structlog
 
+from ecs.callback_guard import CallbackPolicy
+from ecs.callbacks import CallbackSender
 from ecs.cleanup import ContainerRemover
 from ecs.config import ConfigError, Settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
 from ecs.engine_probe import EngineReport, probe_engine
+from ecs.exceptions import FieldProblem, InvalidRequest
 from ecs.image_policy import ImageAllowlist
 from ecs.janitor import Janitor
 from ecs.keys import KeyFileError, KeyStore
@@ -25,10 +29,18 @@ from ecs.registry_auth import Credentials, load_docker_config_auths
 from ecs.sandbox import ContainerPolicy
 from ecs.schemas import TaskResult
 from ecs.slots import TaskSlots
+from ecs.sqlite_store import SqliteTaskStore
 from ecs.task_request import TaskLimits, parse_task_request
-from ecs.tasks import TaskRunner, new_task_id
+from ecs.task_service import Prepare, TaskService
+from ecs.tasks import TaskRunner, TaskSpec, new_task_id
 
 log = structlog.get_logger(__name__)
+
+_SYNC_CALLBACK = FieldProblem(
+    "callback_not_allowed",
+    "callback_url needs an async request (Prefer: respond-async)",
+    "callback_url",
+)
 
 
 @dataclass
@@ -48,6 +60,9 @@ class Runtime:
     janitor: Janitor
     keys: KeyStore | None
     metrics: EcsMetrics
+    tasks: TaskService
+    callback_http: httpx.AsyncClient
+    prepare: Prepare  # body → checked spec, the same for sync and stored tasks
     active: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def run_task(
@@ -59,8 +74,9 @@ class Runtime:
             self.active.add(current)
             current.add_done_callback(self.active.discard)
         try:
-            spec = parse_task_request(body, self.limits)
-            self.allowlist.check(spec.image)
+            if isinstance(body, dict) and body.get("callback_url") is not None:
+                raise InvalidRequest([_SYNC_CALLBACK])
+            spec = self.prepare(body)
             task_id = new_task_id()
             log_fields.update(image=spec.image.familiar, task=task_id)
             with self.limiter.task(api_key) if api_key else nullcontext():
@@ -85,9 +101,10 @@ class Runtime:
             await asyncio.wait(set(self.active), timeout=timeout_s)
 
     async def aclose(self) -> None:
-        """Finish pending removals, then close the engine connection."""
+        """Finish pending removals, then close the engine and callback connections."""
         await self.remover.drain()
         await self.engine_http.aclose()
+        await self.callback_http.aclose()
 
 
 def configured_credentials(settings: Settings) -> dict[str, Credentials]:
@@ -157,6 +174,35 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         settings.max_concurrent_tasks, settings.max_queued_tasks, settings.overload_retry_after_s
     )
     metrics.track_slots(lambda: slots.running, lambda: slots.queued)
+    limiter = KeyLimiter(
+        settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_tasks_per_key
+    )
+    # Callbacks are client-steered: no redirects, and no proxy taken from the environment.
+    callback_http = httpx.AsyncClient(
+        timeout=settings.callback_timeout_s, follow_redirects=False, trust_env=False
+    )
+    callback_policy = CallbackPolicy(settings.callback_allowlist)
+    secret = settings.callback_secret
+    sender = (
+        CallbackSender(callback_http, callback_policy, secret.get_secret_value().encode())
+        if secret is not None
+        else None
+    )
+    limits = TaskLimits.from_settings(settings)
+    allowlist = ImageAllowlist(settings.image_allowlist)
+    prepare = task_preparer(limits, allowlist)
+    tasks = TaskService(
+        SqliteTaskStore(settings.state_path, time.time),
+        runner,
+        slots,
+        limiter,
+        metrics,
+        prepare,
+        retention_s=settings.task_retention_s,
+        callback_policy=callback_policy,
+        callbacks=sender,
+        callback_retry_s=settings.callback_retry_s,
+    )
     return Runtime(
         settings=settings,
         engine_http=http,
@@ -164,14 +210,26 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         remover=remover,
         runner=runner,
         slots=slots,
-        limits=TaskLimits.from_settings(settings),
-        allowlist=ImageAllowlist(settings.image_allowlist),
-        limiter=KeyLimiter(
-            settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_tasks_per_key
-        ),
+        limits=limits,
+        allowlist=allowlist,
+        limiter=limiter,
         # Per client address; the task maximum does not apply to failures.
         failed_auth=KeyLimiter(settings.failed_auth_per_s, settings.failed_auth_burst, max_tasks=1),
         janitor=janitor,
         keys=load_keys(settings),
         metrics=metrics,
+        tasks=tasks,
+        callback_http=callback_http,
+        prepare=prepare,
     )
+
+
+def task_preparer(limits: TaskLimits, allowlist: ImageAllowlist) -> Prepare:
+    """The check of a task body against the server's limits and image policy (400, 403)."""
+
+    def prepare(body: Any) -> TaskSpec:
+        spec = parse_task_request(body, limits)
+        allowlist.check(spec.image)
+        return spec
+
+    return prepare

@@ -83,3 +83,25 @@ class HealthResponse(BaseModel):
     status: Literal["green", "red"]
     details: dict[str, object] | None = None
     links: Links
+
+
+class CallbackState(BaseModel):
+    """How delivery of the task's callback is going."""
+
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+
+
+class TaskDocument(BaseModel):
+    """An async (or idempotent) task: where it is, and its result or errors at the end."""
+
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    createdAt: str = Field(description="RFC 3339, UTC")  # noqa: N815
+    startedAt: str | None = None  # noqa: N815
+    finishedAt: str | None = None  # noqa: N815
+    links: Links
+    result: TaskResult | None = Field(None, description="succeeded: exactly the sync 201 body")
+    errors: list[ErrorItem] | None = Field(None, description="failed: the sync error list")
+    httpStatus: int | None = Field(None, description="failed: the sync answer's status")  # noqa: N815
+    callback: CallbackState | None = None

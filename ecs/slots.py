@@ -1,4 +1,9 @@
-"""Admission control: a bounded number of running tasks and a bounded queue before them."""
+"""Admission control: a bounded number of running tasks and a bounded queue before them.
+
+Sync requests and async tasks share both: a place in the queue is reserved when the
+task is accepted (so a full queue is a 503 before anything is stored), and held until a
+slot frees.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,35 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ecs.exceptions import Overloaded
+
+
+class SlotReservation:
+    """A place in the queue: ``hold()`` waits for a slot; ``release()`` gives the place up."""
+
+    def __init__(self, slots: TaskSlots) -> None:
+        self._slots = slots
+        self._waiting = True
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Wait for a slot (leaving the queue) and hold it for the block."""
+        slots = self._slots
+        try:
+            await slots._semaphore.acquire()
+        finally:
+            self.release()
+        slots._running += 1
+        try:
+            yield
+        finally:
+            slots._running -= 1
+            slots._semaphore.release()
+
+    def release(self) -> None:
+        """Leave the queue without running (idempotent)."""
+        if self._waiting:
+            self._waiting = False
+            self._slots._waiting -= 1
 
 
 class TaskSlots:
@@ -30,23 +64,20 @@ class TaskSlots:
         """Tasks waiting for a slot now."""
         return self._waiting
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold a slot for the duration of the block, waiting in the queue if need be."""
-        if self._semaphore.locked() and self._waiting >= self._max_queued:
+    def reserve(self, *, force: bool = False) -> SlotReservation:
+        """Take a queue place now, or raise Overloaded; ``force``: a task accepted before."""
+        full = self._waiting + self._running >= self._capacity + self._max_queued
+        if full and not force:
             raise Overloaded(
                 f"all {self._capacity} task slots and {self._max_queued} queue places are "
                 "taken; retry later",
                 retry_after_s=self._retry_after_s,
             )
         self._waiting += 1
-        try:
-            await self._semaphore.acquire()
-        finally:
-            self._waiting -= 1
-        self._running += 1
-        try:
+        return SlotReservation(self)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a slot for the duration of the block, waiting in the queue if need be."""
+        async with self.reserve().hold():
             yield
-        finally:
-            self._running -= 1
-            self._semaphore.release()

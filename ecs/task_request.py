@@ -153,6 +153,11 @@ class TaskRequest(BaseModel):
     workdir: str | None = Field(
         None, max_length=4096, description="absolute path: the task's working directory"
     )
+    callback_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="async only: ECS POSTs the finished task's document here, signed",
+    )
 
     @field_validator("stdin")
     @classmethod

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.ecs_server import new_instance_id
+from tests.integration.ecs_server import new_instance_id, state_path_for
 
 
 def free_port() -> int:
@@ -34,9 +34,10 @@ class EcsProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith("ECS_")},
             "ECS_PORT": str(self.port),
             "ECS_LOG_FORMAT": "json",
-            "ECS_INSTANCE_ID": new_instance_id(),
             **env,
         }
+        self.env.setdefault("ECS_INSTANCE_ID", new_instance_id())
+        self.env.setdefault("ECS_STATE_PATH", str(state_path_for(self.env["ECS_INSTANCE_ID"])))
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EcsProcess:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -17,6 +19,14 @@ from ecs.config import Settings, load_settings
 # one engine (two developers, or a developer and a benchmark) never judge each other's work.
 SESSION_INSTANCE_PREFIX = f"pytest-{os.getpid()}-"
 _instances = itertools.count(1)
+
+
+STATE_DIR = Path(tempfile.mkdtemp(prefix="ecs-test-state-"))
+
+
+def state_path_for(instance_id: str) -> Path:
+    """A state file of this test session for one ECS instance."""
+    return STATE_DIR / f"{instance_id}.sqlite3"
 
 
 def new_instance_id() -> str:
@@ -31,6 +41,8 @@ class EcsServer:
         # Each server its own instance id: one server's janitor never touches another's work.
         overrides.setdefault("instance_id", new_instance_id())
         overrides.setdefault("port", 0)
+        # Each server its own state file, as each ECS process must have.
+        overrides.setdefault("state_path", state_path_for(overrides["instance_id"]))
         self.settings: Settings = load_settings(None, **overrides)
         self.app = create_app(self.settings)
         config = uvicorn.Config(
