@@ -15,6 +15,7 @@ from fake_ingest import FakeIngest, ReceivedDatapoint
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
+from ecs.metrics import STAGES
 from statusbridge.config import Config
 from statusbridge.exceptions import ConfigError
 from statusbridge.forwarding import (
@@ -130,7 +131,7 @@ async def test_real_exposition_reaches_signalfx_with_types_values_and_dimensions
     assert (count.metric_type, count.value) == ("CUMULATIVE_COUNTER", 20)
     (in_flight,) = find(second, "ecs.tasks.in.flight")
     assert (in_flight.metric_type, in_flight.value) == ("GAUGE", 7.0)
-    assert len(find(second, "ecs.task.stage.duration.seconds.sum")) == 6
+    assert len(find(second, "ecs.task.stage.duration.seconds.sum")) == len(STAGES)
     assert {dp.dimensions["outcome"] for dp in find(second, "ecs.tasks")} >= {"oom_killed"}
     assert {dp.dimensions["kind"] for dp in find(second, "ecs.engine.errors")} >= {"timeout"}
     assert find(second, "ecs.containers.reaped")[0].value == 4
@@ -222,7 +223,7 @@ async def test_restarted_ecs_gives_no_negative_deltas(
         for line in lines
         if line["metric"] == "ecs.task.stage.duration.seconds.count"
     }
-    assert counts == {"pull": 2, "create": 0, "start": 0, "run": 0, "logs": 0, "delete": 0}
+    assert counts == {stage: 2 if stage == "pull" else 0 for stage in STAGES}
 
 
 async def test_targets_are_scraped_on_their_own_interval(http: httpx.AsyncClient) -> None:
