@@ -219,8 +219,12 @@ class TaskService:
             async with self._per_key(record.owner), reservation.hold():
                 record.status, record.started_at = TaskStatus.RUNNING, self._clock()
                 record.request = None  # not needed any more, and it may hold credentials
-                await self._store.save(record)
-                outcome = await self._runner.run(spec, record.id)
+                # Written while the pipeline pulls and creates: the end is written after.
+                marked = asyncio.ensure_future(self._store.save(_copy(record)))
+                try:
+                    outcome = await self._runner.run(spec, record.id)
+                finally:
+                    await asyncio.shield(marked)
         except asyncio.CancelledError:
             reservation.release()
             await self._cancelled(record)
@@ -345,6 +349,11 @@ class TaskService:
         if record is None or record.owner != owner:
             raise TaskNotFound(f"no task {task_id} for this API key (or it has expired)")
         return record
+
+
+def _copy(record: TaskRecord) -> TaskRecord:
+    """A snapshot, so a write in flight is not changed under it."""
+    return TaskRecord.from_json(record.to_json())
 
 
 def _callback_problem(message: str) -> InvalidRequest:
