@@ -9,18 +9,17 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 from prometheus_client import CollectorRegistry
 
 from statusbridge import __version__
+from statusbridge.app import http_client, open_jobs
+from statusbridge.commands import backfill, check
 from statusbridge.config import Config, load_config
 from statusbridge.daemon import Daemon
 from statusbridge.exceptions import ConfigError, StatusBridgeError
-from statusbridge.jobs import open_jobs
 from statusbridge.logs import configure_logging
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -106,8 +105,6 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
         return await _run(config, dry_run=args.dry_run)
     if args.command == "once":
         return await _once(config, dry_run=args.dry_run)
-    from statusbridge.commands import backfill, check
-
     if args.command == "check":
         async with http_client() as http:
             return await check(config, http)
@@ -115,15 +112,6 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
         return await backfill(
             config, http, check_id=args.check, since_s=args.since, dry_run=args.dry_run
         )
-
-
-@asynccontextmanager
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    """The one outbound HTTP client of the process; per-API timeouts are set per call."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-    headers = {"User-Agent": f"statusbridge/{__version__}"}
-    async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=headers) as client:
-        yield client
 
 
 async def _run(config: Config, *, dry_run: bool) -> int:

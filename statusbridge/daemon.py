@@ -3,6 +3,12 @@
 The signal handler only sets ``should_exit``; a second signal sets ``force_exit``, which
 skips the grace period for running jobs. Shutdown stops the scheduler, waits for running
 jobs (up to ``grace_s``), cancels what is left and then calls every job's ``aclose()``.
+
+The daemon schedules anything that follows the :class:`Job` protocol: it runs each job
+every ``interval_s`` with ``max_instances=1`` and ``coalesce=True`` (a run never
+overlaps itself), records the last success for /health, and calls ``aclose()`` on every
+job during graceful shutdown (after running jobs finished or the grace period ran out).
+``statusbridge once`` runs every job once and then closes them the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Protocol, runtime_checkable
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,11 +30,32 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from statusbridge.config import Config
 from statusbridge.endpoint import Endpoint, HealthReport
-from statusbridge.jobs import Job
 
 log = structlog.get_logger("statusbridge.daemon")
 
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@runtime_checkable
+class Job(Protocol):
+    """A periodic unit of work scheduled by the daemon."""
+
+    @property
+    def name(self) -> str:
+        """Unique job name, e.g. ``pingdom:123456`` or ``forwarding``; used in logs,
+        /health and /metrics labels."""
+        ...
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between the starts of two runs."""
+        ...
+
+    async def run_once(self) -> None:
+        """Do one cycle; raise to mark the run as failed."""
+
+    async def aclose(self) -> None:
+        """Release resources at shutdown (flush and stop clients); called once."""
 
 
 @dataclass

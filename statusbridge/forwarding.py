@@ -8,8 +8,7 @@ to the sink in one call. Every scraped target also gets an ``ecs.up`` gauge: 1 w
 scrape and conversion succeeded, 0 (and its error logged) when not; the other targets
 still go out. A run fails (for the daemon's /health) only when every target failed.
 
-The daemon builds the job through :func:`build_forwarding_job`, the hook
-:mod:`statusbridge.jobs` imports.
+:mod:`statusbridge.app` builds the job through :func:`build_forwarding_job`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -17,9 +16,6 @@ from statusbridge.metrics import SyncMetrics
 from statusbridge.pingdom import PingdomClient
 from statusbridge.state import State
 from statusbridge.sync import SyncContext, sync_check
-
-if TYPE_CHECKING:
-    from statusbridge.jobs import Job
 
 
 @dataclass
@@ -77,7 +73,7 @@ async def open_pingdom_jobs(
     dry_run: bool,
     http_client: httpx.AsyncClient,
     registry: CollectorRegistry,
-) -> AsyncIterator[list[Job]]:
+) -> AsyncIterator[list[PingdomSyncJob]]:
     """Yield one job per ``[[checks]]`` entry (none, and no state file, without checks)."""
     if not config.checks:
         yield []

@@ -8,8 +8,7 @@ import signal
 import httpx
 
 from statusbridge.config import Config, HttpSettings
-from statusbridge.daemon import Daemon
-from statusbridge.jobs import Job
+from statusbridge.daemon import Daemon, Job
 
 
 class RecordingJob:

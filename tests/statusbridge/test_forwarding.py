@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from ecs.metrics import STAGES
+from statusbridge.app import open_jobs
 from statusbridge.config import Config
 from statusbridge.exceptions import ConfigError
 from statusbridge.forwarding import (
@@ -24,7 +25,6 @@ from statusbridge.forwarding import (
     Target,
     build_forwarding_job,
 )
-from statusbridge.jobs import open_jobs
 from statusbridge.signalfx import DryRunSink, SignalFxSink
 
 NOW = 1_700_000_000.0
@@ -307,10 +307,10 @@ async def test_a_token_builds_the_signalfx_sink(ingest: FakeIngest) -> None:
     assert job._http.is_closed
 
 
-async def test_foundation_hook_builds_the_job(
+async def test_open_jobs_builds_the_forwarding_job(
     ecs: MetricsServer, http: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The daemon's ``open_jobs`` finds ``build_forwarding_job`` and schedules its job."""
+    """``open_jobs`` composes the forwarding job, which counts into the daemon's registry."""
     registry = CollectorRegistry()
     config = Config(ecs_targets=[{"url": ecs.url, "interval_s": 5}])
     async with open_jobs(config, dry_run=True, http_client=http, registry=registry) as jobs:
