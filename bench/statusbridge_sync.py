@@ -29,11 +29,11 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "statusbridge"))
 
-from statusbridge.cachet import CachetClient  # noqa: E402
 from statusbridge.config import CachetSettings, CheckSettings, PingdomSettings  # noqa: E402
-from statusbridge.pingdom import PingdomClient  # noqa: E402
-from statusbridge.state import State  # noqa: E402
-from statusbridge.sync import SyncContext, sync_check  # noqa: E402
+from statusbridge.pingdom_cachet.cachet import CachetClient  # noqa: E402
+from statusbridge.pingdom_cachet.pingdom import PingdomClient  # noqa: E402
+from statusbridge.pingdom_cachet.state import State  # noqa: E402
+from statusbridge.pingdom_cachet.sync import SyncContext, sync_check  # noqa: E402
 
 T0 = 1_699_920_000  # a whole day boundary
 DAY = 86400

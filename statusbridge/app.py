@@ -1,7 +1,7 @@
 """The composition root: the process's one HTTP client and every configured job.
 
 This is the only module that knows both job families; each family builds its own jobs
-(:mod:`statusbridge.pingdom_job`, :mod:`statusbridge.forwarding`) and the daemon only
+(:mod:`statusbridge.pingdom_cachet.job`, :mod:`statusbridge.forwarding`) and the daemon only
 sees the :class:`~statusbridge.daemon.Job` protocol.
 """
 
@@ -17,7 +17,7 @@ from statusbridge import __version__
 from statusbridge.config import Config
 from statusbridge.daemon import Job
 from statusbridge.forwarding import build_forwarding_job
-from statusbridge.pingdom_job import open_pingdom_jobs
+from statusbridge.pingdom_cachet import open_pingdom_jobs
 
 
 @asynccontextmanager

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 import httpx
 from tqdm import tqdm
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import Config
 from statusbridge.exceptions import StatusBridgeError
-from statusbridge.pingdom import PingdomClient
-from statusbridge.pingdom_job import open_sync_context
-from statusbridge.state import State
-from statusbridge.sync import check_info, sync_check
-from statusbridge.uptime import bucket_start
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.job import open_sync_context
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.sync import check_info, sync_check
+from statusbridge.pingdom_cachet.uptime import bucket_start
 
 
 async def check(config: Config, http: httpx.AsyncClient) -> int:

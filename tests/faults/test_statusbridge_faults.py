@@ -19,13 +19,13 @@ import stamina
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import CachetSettings, CheckSettings, Config, PingdomSettings
 from statusbridge.daemon import Daemon
-from statusbridge.pingdom import PingdomClient
-from statusbridge.pingdom_job import PingdomSyncJob
-from statusbridge.state import State
-from statusbridge.sync import SyncContext
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.job import PingdomSyncJob
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.sync import SyncContext
 from tests.integration.ecs_process import free_port
 from tests.statusbridge.fake_cachet import FakeCachet, Request, Response
 from tests.statusbridge.fake_ecs import MetricsServer

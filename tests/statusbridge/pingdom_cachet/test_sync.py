@@ -11,12 +11,12 @@ import pytest
 from fake_cachet import FakeCachet
 from fake_pingdom import FakePingdom
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import CachetSettings, CheckSettings, PingdomSettings
 from statusbridge.exceptions import CachetError, StateError
-from statusbridge.pingdom import PingdomClient
-from statusbridge.state import State
-from statusbridge.sync import SyncContext, sync_check
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.sync import SyncContext, sync_check
 
 T0 = 1_699_999_200  # a whole hour
 CHECK = 7

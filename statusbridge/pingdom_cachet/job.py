@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client import CollectorRegistry
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import CheckSettings, Config
 from statusbridge.metrics import SyncMetrics
-from statusbridge.pingdom import PingdomClient
-from statusbridge.state import State
-from statusbridge.sync import SyncContext, sync_check
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.sync import SyncContext, sync_check
 
 
 @dataclass

@@ -8,8 +8,8 @@ from fake_pingdom import FakePingdom
 
 from statusbridge.config import PingdomSettings
 from statusbridge.exceptions import PingdomError, RateLimited
-from statusbridge.pingdom import PingdomClient
-from statusbridge.ratelimit import RateLimiter, parse_quota
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.quota import RateLimiter, parse_quota
 
 T0 = 1_700_000_000
 

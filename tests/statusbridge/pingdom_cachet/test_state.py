@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from statusbridge.exceptions import StateError
-from statusbridge.state import State
-from statusbridge.status import ComponentStatus, StatusState
+from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.status import ComponentStatus, StatusState
 
 
 def test_watermark_and_pending_bucket_round_trip(state_path: Path) -> None:

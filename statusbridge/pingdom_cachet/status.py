@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from statusbridge.uptime import Result, normalise
+from statusbridge.pingdom_cachet.uptime import Result, normalise
 
 
 class ComponentStatus(IntEnum):

@@ -51,7 +51,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from statusbridge.exceptions import StatusBridgeError
-from statusbridge.signalfx import Datapoint, MetricType
+from statusbridge.forwarding.signalfx import Datapoint, MetricType
 
 __all__ = [
     "PERCENTILES",

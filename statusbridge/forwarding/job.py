@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from statusbridge.config import Config, EcsTargetSettings
 from statusbridge.exceptions import ApiError, ConfigError, StatusBridgeError
-from statusbridge.prometheus import HistogramBaseline, InvalidExpositionError
-from statusbridge.signalfx import (
+from statusbridge.forwarding.prometheus import HistogramBaseline, InvalidExpositionError
+from statusbridge.forwarding.signalfx import (
     Datapoint,
     DatapointSink,
     DryRunSink,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from statusbridge.status import ComponentStatus, StatusState, advance
-from statusbridge.uptime import Result
+from statusbridge.pingdom_cachet.status import ComponentStatus, StatusState, advance
+from statusbridge.pingdom_cachet.uptime import Result
 
 OK = ComponentStatus.OPERATIONAL
 SLOW = ComponentStatus.PERFORMANCE_ISSUES

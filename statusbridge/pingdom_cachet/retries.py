@@ -16,7 +16,7 @@ import structlog
 from statusbridge.config import RetrySettings
 from statusbridge.exceptions import ApiError
 
-log = structlog.get_logger("statusbridge.retries")
+log = structlog.get_logger("statusbridge.pingdom_cachet.retries")
 
 
 class _ServerError(Exception):

@@ -17,11 +17,11 @@ import structlog
 
 from statusbridge.config import PingdomSettings
 from statusbridge.exceptions import PingdomError
-from statusbridge.ratelimit import RateLimiter, Sleep
-from statusbridge.retries import send
-from statusbridge.uptime import Result
+from statusbridge.pingdom_cachet.quota import RateLimiter, Sleep
+from statusbridge.pingdom_cachet.retries import send
+from statusbridge.pingdom_cachet.uptime import Result
 
-log = structlog.get_logger("statusbridge.pingdom")
+log = structlog.get_logger("statusbridge.pingdom_cachet.pingdom")
 
 PAGE_LIMIT = 1000
 MAX_OFFSET = 43200

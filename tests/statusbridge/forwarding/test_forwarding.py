@@ -20,12 +20,13 @@ from statusbridge.app import open_jobs
 from statusbridge.config import Config
 from statusbridge.exceptions import ConfigError
 from statusbridge.forwarding import (
-    ForwardingError,
+    DryRunSink,
     ForwardingJob,
+    SignalFxSink,
     Target,
     build_forwarding_job,
 )
-from statusbridge.signalfx import DryRunSink, SignalFxSink
+from statusbridge.forwarding.job import ForwardingError
 
 NOW = 1_700_000_000.0
 STATIC = {"environment": "test", "service": "ecs"}

@@ -16,7 +16,7 @@ from fake_ingest import FakeIngest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from statusbridge.signalfx import (
+from statusbridge.forwarding.signalfx import (
     Datapoint,
     DryRunSink,
     InvalidDatapointError,
@@ -26,7 +26,7 @@ from statusbridge.signalfx import (
 )
 
 T0 = 1_700_000_000_000
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -236,7 +236,7 @@ def test_dry_run_prints_json_lines() -> None:
 def test_import_and_client_construction_are_warning_free() -> None:
     """Importing the wrapper and building the protobuf client raise no warning under -W error."""
     code = (
-        "from statusbridge.signalfx import SignalFxSink\n"
+        "from statusbridge.forwarding.signalfx import SignalFxSink\n"
         "sink = SignalFxSink(token='t', ingest_endpoint='http://127.0.0.1:9')\n"
         "print(type(sink._client).__name__)\n"
     )

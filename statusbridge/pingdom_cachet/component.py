@@ -1,10 +1,11 @@
 """Component status and incident automation for one check.
 
-The status follows the newest results through :mod:`statusbridge.status`; Cachet gets a
-PUT only when it changes. With ``incidents = true`` an incident opens when the component
-enters major outage and is resolved when it leaves it, unless a human edited or closed
-it meanwhile (then it is left alone and forgotten). Nothing is saved before Cachet has
-accepted the change, so a failed call is retried from the same results next run.
+The status follows the newest results through
+:mod:`statusbridge.pingdom_cachet.status`; Cachet gets a PUT only when it changes. With
+``incidents = true`` an incident opens when the component enters major outage and is
+resolved when it leaves it, unless a human edited or closed it meanwhile (then it is
+left alone and forgotten). Nothing is saved before Cachet has accepted the change, so a
+failed call is retried from the same results next run.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from datetime import UTC, datetime
 
 import structlog
 
-from statusbridge.cachet import INCIDENT_FIXED, CachetClient
 from statusbridge.config import CheckSettings
 from statusbridge.exceptions import CachetError
-from statusbridge.state import CheckState, State
-from statusbridge.status import ComponentStatus, advance
-from statusbridge.uptime import Result
+from statusbridge.pingdom_cachet.cachet import INCIDENT_FIXED, CachetClient
+from statusbridge.pingdom_cachet.state import CheckState, State
+from statusbridge.pingdom_cachet.status import ComponentStatus, advance
+from statusbridge.pingdom_cachet.uptime import Result
 
-log = structlog.get_logger("statusbridge.component")
+log = structlog.get_logger("statusbridge.pingdom_cachet.component")
 
 
 @dataclass(frozen=True, slots=True)

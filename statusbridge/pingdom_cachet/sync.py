@@ -5,7 +5,7 @@ point per bucket → the watermark moves to the bucket's end only after Cachet a
 its points (one transaction per bucket). A bucket is marked pending before its push, so
 a run after a crash between push and commit first looks for that bucket's points in
 Cachet and does not post them twice. Then the component status and incident follow the
-newest results (see :mod:`statusbridge.component`).
+newest results (see :mod:`statusbridge.pingdom_cachet.component`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from statusbridge.cachet import CachetClient
-from statusbridge.component import CheckInfo, update_component
 from statusbridge.config import CheckSettings
 from statusbridge.exceptions import ConfigError
 from statusbridge.metrics import SyncMetrics
-from statusbridge.pingdom import PingdomClient
-from statusbridge.state import State
-from statusbridge.uptime import BucketPoints, Result, bucket_start, compute_buckets
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.component import CheckInfo, update_component
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.uptime import BucketPoints, Result, bucket_start, compute_buckets
 
-log = structlog.get_logger("statusbridge.sync")
+log = structlog.get_logger("statusbridge.pingdom_cachet.sync")
 
 # Results are fetched and buckets pushed in chunks of this many seconds (bounded memory).
 CHUNK_S = 6 * 3600

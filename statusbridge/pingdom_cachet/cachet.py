@@ -18,9 +18,9 @@ import structlog
 
 from statusbridge.config import CachetSettings
 from statusbridge.exceptions import CachetError
-from statusbridge.retries import send
+from statusbridge.pingdom_cachet.retries import send
 
-log = structlog.get_logger("statusbridge.cachet")
+log = structlog.get_logger("statusbridge.pingdom_cachet.cachet")
 
 INCIDENT_INVESTIGATING = 1
 INCIDENT_FIXED = 4

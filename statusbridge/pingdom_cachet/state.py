@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from statusbridge.exceptions import StateError
-from statusbridge.status import ComponentStatus, StatusState
+from statusbridge.pingdom_cachet.status import ComponentStatus, StatusState
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

@@ -16,7 +16,7 @@ import structlog
 
 from statusbridge.exceptions import RateLimited
 
-log = structlog.get_logger("statusbridge.ratelimit")
+log = structlog.get_logger("statusbridge.pingdom_cachet.quota")
 
 HEADERS = ("Req-Limit-Short", "Req-Limit-Long")
 _PATTERN = re.compile(r"Remaining:\s*(\d+)\s*Time until reset:\s*(\d+)", re.IGNORECASE)
