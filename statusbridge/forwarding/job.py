@@ -23,8 +23,13 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from statusbridge.config import Config, EcsTargetSettings
-from statusbridge.exceptions import ApiError, ConfigError, StatusBridgeError
-from statusbridge.forwarding.prometheus import HistogramBaseline, InvalidExpositionError
+from statusbridge.exceptions import (
+    ConfigError,
+    EcsScrapeError,
+    ForwardingError,
+    InvalidExpositionError,
+)
+from statusbridge.forwarding.prometheus import HistogramBaseline
 from statusbridge.forwarding.signalfx import (
     Datapoint,
     DatapointSink,
@@ -35,8 +40,6 @@ from statusbridge.forwarding.signalfx import (
 
 __all__ = [
     "UP_METRIC",
-    "EcsScrapeError",
-    "ForwardingError",
     "ForwardingJob",
     "Target",
     "build_forwarding_job",
@@ -49,16 +52,6 @@ _ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
 _DEFAULT_SCRAPE_TIMEOUT_S = 5.0
 
 _log = structlog.get_logger(__name__)
-
-
-class EcsScrapeError(ApiError):
-    """An ECS node's /metrics answered with an error or could not be reached."""
-
-    service = "ECS"
-
-
-class ForwardingError(StatusBridgeError):
-    """No configured ECS target could be scraped in this run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +79,9 @@ async def scrape(client: httpx.AsyncClient, url: str, *, timeout_s: float) -> st
     try:
         response = await client.get(url, headers={"Accept": _ACCEPT}, timeout=timeout_s)
     except httpx.HTTPError as exc:
-        raise EcsScrapeError(None, f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise EcsScrapeError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code != httpx.codes.OK:
-        raise EcsScrapeError(response.status_code, f"{url}: {response.text[:200]}")
+        raise EcsScrapeError(f"{url}: {response.text[:200]}", status=response.status_code)
     return response.text
 
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol, TextIO
 import structlog
 from pydantic import SecretStr
 
-from statusbridge.exceptions import StatusBridgeError
+from statusbridge.exceptions import InvalidDatapointError
 
 with warnings.catch_warnings():
     # signalfx's protobuf 3 generated module calls descriptor factories protobuf deprecates.
@@ -47,7 +47,6 @@ __all__ = [
     "Datapoint",
     "DatapointSink",
     "DryRunSink",
-    "InvalidDatapointError",
     "MetricType",
     "SignalFxSink",
     "validate",
@@ -91,15 +90,6 @@ class Datapoint:
         }
 
 
-class InvalidDatapointError(StatusBridgeError):
-    """A datapoint SignalFx would reject or the client would choke on."""
-
-    def __init__(self, metric: object, reason: str) -> None:
-        self.metric = metric
-        self.reason = reason
-        super().__init__(f"invalid datapoint {metric!r}: {reason}")
-
-
 def validate(datapoint: Datapoint) -> None:
     """Raise :class:`InvalidDatapointError` unless ``datapoint`` is safe to hand over.
 
@@ -110,37 +100,40 @@ def validate(datapoint: Datapoint) -> None:
     """
     metric = datapoint.metric
     if not isinstance(metric, str) or not metric:
-        raise InvalidDatapointError(metric, "metric name must be a non-empty string")
+        raise InvalidDatapointError("metric name must be a non-empty string", metric=metric)
     if len(metric) > MAX_METRIC_LENGTH:
-        raise InvalidDatapointError(metric, f"metric name longer than {MAX_METRIC_LENGTH}")
+        raise InvalidDatapointError(f"metric name longer than {MAX_METRIC_LENGTH}", metric=metric)
     if not isinstance(datapoint.metric_type, MetricType):
-        raise InvalidDatapointError(metric, f"unknown metric type {datapoint.metric_type!r}")
+        raise InvalidDatapointError(f"unknown metric type {datapoint.metric_type!r}", metric=metric)
     _check_value(metric, datapoint.value)
     timestamp = datapoint.timestamp_ms
     if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp <= 0:
-        raise InvalidDatapointError(metric, f"timestamp must be a positive int, not {timestamp!r}")
+        raise InvalidDatapointError(
+            f"timestamp must be a positive int, not {timestamp!r}", metric=metric
+        )
     if not isinstance(datapoint.dimensions, Mapping):
-        raise InvalidDatapointError(metric, "dimensions must be a mapping")
+        raise InvalidDatapointError("dimensions must be a mapping", metric=metric)
     for key, value in datapoint.dimensions.items():
         for what, text in (("key", key), ("value", value)):
             if not isinstance(text, str) or not text:
                 raise InvalidDatapointError(
-                    metric, f"dimension {what} {text!r} must be a non-empty string"
+                    f"dimension {what} {text!r} must be a non-empty string", metric=metric
                 )
             if len(text) > MAX_DIMENSION_LENGTH:
                 raise InvalidDatapointError(
-                    metric, f"dimension {what} {text[:32]!r}… longer than {MAX_DIMENSION_LENGTH}"
+                    f"dimension {what} {text[:32]!r}… longer than {MAX_DIMENSION_LENGTH}",
+                    metric=metric,
                 )
 
 
 def _check_value(metric: str, value: object) -> None:
     # bool is an int subclass, so it has to be ruled out before the int check.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidDatapointError(metric, f"value {value!r} is not an int or float")
+        raise InvalidDatapointError(f"value {value!r} is not an int or float", metric=metric)
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidDatapointError(metric, f"value {value!r} is not finite")
+        raise InvalidDatapointError(f"value {value!r} is not finite", metric=metric)
     if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
-        raise InvalidDatapointError(metric, f"value {value!r} does not fit int64")
+        raise InvalidDatapointError(f"value {value!r} does not fit int64", metric=metric)
 
 
 def partition(datapoints: Sequence[Datapoint]) -> tuple[list[Datapoint], int]:
@@ -223,7 +216,9 @@ class SignalFxSink:
             )
         except (ValueError, TypeError) as exc:
             # Validation should have made this impossible; surface it rather than guess.
-            raise InvalidDatapointError("(batch)", f"signalfx client refused: {exc}") from exc
+            raise InvalidDatapointError(
+                f"signalfx client refused: {exc}", metric="(batch)"
+            ) from exc
         errors = dict(self._client.reset_error_counters())
         failed = sum(errors.values())
         self.handed_over += len(valid)

@@ -17,7 +17,7 @@ import structlog
 
 from statusbridge.config import PingdomSettings
 from statusbridge.exceptions import PingdomError
-from statusbridge.pingdom_cachet.quota import RateLimiter, Sleep
+from statusbridge.pingdom_cachet.quota import QuotaPacer, Sleep
 from statusbridge.pingdom_cachet.retries import send
 from statusbridge.pingdom_cachet.uptime import Result
 
@@ -58,12 +58,12 @@ class PingdomClient:
         settings: PingdomSettings,
         *,
         sleep: Sleep = asyncio.sleep,
-        limiter: RateLimiter | None = None,
+        pacer: QuotaPacer | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._base = settings.base_url.rstrip("/")
-        self.limiter = limiter or RateLimiter(
+        self.pacer = pacer or QuotaPacer(
             sleep=sleep,
             reserve=settings.rate_limit_reserve,
             max_wait_s=settings.max_rate_limit_wait_s,
@@ -86,7 +86,7 @@ class PingdomClient:
         headers, auth = self._auth()
         headers["Accept"] = "application/json"
         for _ in range(_MAX_429_RETRIES + 1):
-            await self.limiter.before_request()
+            await self.pacer.before_request()
             response = await send(
                 self._http,
                 "GET",
@@ -100,16 +100,18 @@ class PingdomClient:
             )
             if response.status_code == 429:
                 log.warning("pingdom_429", path=path)
-                await self.limiter.after_429(response.headers)
+                await self.pacer.after_429(response.headers)
                 continue
-            self.limiter.observe(response.headers)
+            self.pacer.observe(response.headers)
             if response.is_error:
-                raise PingdomError(response.status_code, _error_message(response))
+                raise PingdomError(_error_message(response), status=response.status_code)
             try:
                 return response.json()
             except ValueError as exc:
-                raise PingdomError(response.status_code, f"{path}: answer is not JSON") from exc
-        raise PingdomError(429, f"{path}: still rate limited after {_MAX_429_RETRIES} waits")
+                raise PingdomError(
+                    f"{path}: answer is not JSON", status=response.status_code
+                ) from exc
+        raise PingdomError(f"{path}: still answered 429 after {_MAX_429_RETRIES} waits", status=429)
 
     async def checks(self) -> list[Check]:
         """Every check of the account (one call holds up to 25000)."""
@@ -122,7 +124,7 @@ class PingdomClient:
         raw = body.get("check") if isinstance(body, dict) else None
         check = _check(raw) if isinstance(raw, dict) else None
         if check is None:
-            raise PingdomError(200, f"/checks/{check_id}: answer holds no check")
+            raise PingdomError(f"/checks/{check_id}: answer holds no check", status=200)
         return check
 
     async def results(self, check_id: int, start: int, end: int) -> list[Result]:
@@ -134,7 +136,7 @@ class PingdomClient:
             body = await self._get(f"/results/{check_id}", params)
             if not isinstance(_dict(body).get("results"), list):
                 # Read as "no results", this would commit empty buckets: points lost for good.
-                raise PingdomError(200, f"/results/{check_id}: answer holds no results list")
+                raise PingdomError(f"/results/{check_id}: answer holds no results list", status=200)
             page = [_result(raw) for raw in _list(body)]
             parsed = [r for r in page if r is not None]
             for result in parsed:
@@ -148,7 +150,7 @@ class PingdomClient:
             elif offset + PAGE_LIMIT <= MAX_OFFSET:
                 offset += PAGE_LIMIT
             else:
-                raise PingdomError(None, f"/results/{check_id}: over {MAX_OFFSET} results at {to}")
+                raise PingdomError(f"/results/{check_id}: over {MAX_OFFSET} results at {to}")
         kept = (r for r in found.values() if start <= r.time < end)
         return sorted(kept, key=lambda r: (r.time, r.probe_id or 0))
 

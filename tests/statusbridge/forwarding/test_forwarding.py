@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from ecs.metrics import STAGES
 from statusbridge.app import open_jobs
 from statusbridge.config import Config
-from statusbridge.exceptions import ConfigError
+from statusbridge.exceptions import ConfigError, ForwardingError
 from statusbridge.forwarding import (
     DryRunSink,
     ForwardingJob,
@@ -26,7 +26,6 @@ from statusbridge.forwarding import (
     Target,
     build_forwarding_job,
 )
-from statusbridge.forwarding.job import ForwardingError
 
 NOW = 1_700_000_000.0
 STATIC = {"environment": "test", "service": "ecs"}

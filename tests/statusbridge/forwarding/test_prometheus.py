@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from statusbridge.exceptions import InvalidExpositionError
 from statusbridge.forwarding.prometheus import (
     Buckets,
     HistogramBaseline,
-    InvalidExpositionError,
     bucket_deltas,
     convert,
     histogram_quantile,

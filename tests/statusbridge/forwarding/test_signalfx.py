@@ -16,10 +16,10 @@ from fake_ingest import FakeIngest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from statusbridge.exceptions import InvalidDatapointError
 from statusbridge.forwarding.signalfx import (
     Datapoint,
     DryRunSink,
-    InvalidDatapointError,
     MetricType,
     SignalFxSink,
     validate,
