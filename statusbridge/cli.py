@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
 from prometheus_client import CollectorRegistry
 
 from statusbridge import __version__
@@ -21,6 +22,8 @@ from statusbridge.config import Config, load_config
 from statusbridge.daemon import Daemon
 from statusbridge.exceptions import ConfigError, StatusBridgeError
 from statusbridge.logs import configure_logging
+
+log = structlog.get_logger(__name__)
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -90,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"statusbridge: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config.log_level, json=config.log_json)
+    configure_logging(config.log_level, config.log_format)
+    if config.log_json is not None:
+        log.warning("deprecated_setting", key="log_json", replacement="log_format")
     try:
         return asyncio.run(_dispatch(config, args))
     except StatusBridgeError as exc:

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from statusbridge.config import Config
 from statusbridge.endpoint import Endpoint, HealthReport
 
-log = structlog.get_logger("statusbridge.daemon")
+log = structlog.get_logger(__name__)
 
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

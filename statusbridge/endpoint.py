@@ -14,7 +14,7 @@ from http import HTTPStatus
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-log = structlog.get_logger("statusbridge.endpoint")
+log = structlog.get_logger(__name__)
 
 HealthReport = tuple[bool, dict[str, object]]
 _MAX_REQUEST_BYTES = 8192

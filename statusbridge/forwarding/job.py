@@ -51,7 +51,7 @@ UP_METRIC = "ecs.up"
 _ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
 _DEFAULT_SCRAPE_TIMEOUT_S = 5.0
 
-_log = structlog.get_logger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +189,11 @@ class ForwardingJob:
                 text, timestamp_ms=timestamp_ms, dimensions=extra
             )
         except (EcsScrapeError, InvalidExpositionError) as exc:
-            _log.warning("forwarding.target_down", node=target.node, url=target.url, error=str(exc))
+            log.warning("forwarding_target_down", node=target.node, url=target.url, error=str(exc))
             self._count_scrape(target, "failure")
             return [self._up(0, extra)], False
         self._count_scrape(target, "success")
-        _log.debug("forwarding.scraped", node=target.node, datapoints=len(points))
+        log.debug("forwarding_scraped", node=target.node, datapoints=len(points))
         return [*points, self._up(1, extra, timestamp_ms)], True
 
     def _up(
@@ -221,7 +221,7 @@ def build_sink(config: Config, *, dry_run: bool) -> DatapointSink:
     settings = config.signalfx
     if dry_run or settings.token is None:
         if not dry_run:
-            _log.warning("forwarding.dry_run", reason="no [signalfx] token configured")
+            log.warning("forwarding_dry_run", reason="no [signalfx] token configured")
         return DryRunSink()
     return SignalFxSink(token=settings.token, ingest_endpoint=settings.ingest_endpoint)
 

@@ -58,7 +58,7 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Rejections are logged one by one only up to this many per cycle, then summarised.
 _MAX_REJECTS_LOGGED = 5
 
-_log = structlog.get_logger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class MetricType(enum.StrEnum):
@@ -146,11 +146,11 @@ def partition(datapoints: Sequence[Datapoint]) -> tuple[list[Datapoint], int]:
         except InvalidDatapointError as exc:
             rejected += 1
             if rejected <= _MAX_REJECTS_LOGGED:
-                _log.warning("signalfx.datapoint_rejected", metric=exc.metric, reason=exc.reason)
+                log.warning("signalfx_datapoint_rejected", metric=exc.metric, reason=exc.reason)
             continue
         valid.append(datapoint)
     if rejected > _MAX_REJECTS_LOGGED:
-        _log.warning("signalfx.datapoints_rejected", count=rejected)
+        log.warning("signalfx_datapoints_rejected", count=rejected)
     return valid, rejected
 
 
@@ -224,9 +224,9 @@ class SignalFxSink:
         self.handed_over += len(valid)
         self.rejected += rejected
         self.client_errors += failed
-        log = _log.warning if failed else _log.info
-        log(
-            "signalfx.cycle",
+        emit = log.warning if failed else log.info
+        emit(
+            "signalfx_cycle",
             handed_over=len(valid),
             rejected=rejected,
             client_errors=errors,
@@ -242,7 +242,7 @@ class SignalFxSink:
         self._client.stop()
         errors = dict(self._client.reset_error_counters())
         self.client_errors += sum(errors.values())
-        _log.info("signalfx.stopped", handed_over_total=self.handed_over, client_errors=errors)
+        log.info("signalfx_stopped", handed_over_total=self.handed_over, client_errors=errors)
 
 
 class DryRunSink:

@@ -20,7 +20,7 @@ from statusbridge.config import CachetSettings
 from statusbridge.exceptions import CachetError
 from statusbridge.pingdom_cachet.retries import send
 
-log = structlog.get_logger("statusbridge.pingdom_cachet.cachet")
+log = structlog.get_logger(__name__)
 
 INCIDENT_INVESTIGATING = 1
 INCIDENT_FIXED = 4

@@ -23,7 +23,7 @@ from statusbridge.pingdom_cachet.state import CheckState, State
 from statusbridge.pingdom_cachet.status import ComponentStatus, advance
 from statusbridge.pingdom_cachet.uptime import Result
 
-log = structlog.get_logger("statusbridge.pingdom_cachet.component")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from statusbridge.pingdom_cachet.quota import QuotaPacer, Sleep
 from statusbridge.pingdom_cachet.retries import send
 from statusbridge.pingdom_cachet.uptime import Result
 
-log = structlog.get_logger("statusbridge.pingdom_cachet.pingdom")
+log = structlog.get_logger(__name__)
 
 PAGE_LIMIT = 1000
 MAX_OFFSET = 43200

@@ -17,7 +17,7 @@ import structlog
 
 from statusbridge.exceptions import QuotaExhausted
 
-log = structlog.get_logger("statusbridge.pingdom_cachet.quota")
+log = structlog.get_logger(__name__)
 
 HEADERS = ("Req-Limit-Short", "Req-Limit-Long")
 _PATTERN = re.compile(r"Remaining:\s*(\d+)\s*Time until reset:\s*(\d+)", re.IGNORECASE)

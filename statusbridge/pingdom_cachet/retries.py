@@ -16,7 +16,7 @@ import structlog
 from statusbridge.config import RetrySettings
 from statusbridge.exceptions import ApiError
 
-log = structlog.get_logger("statusbridge.pingdom_cachet.retries")
+log = structlog.get_logger(__name__)
 
 
 class _ServerError(Exception):

@@ -27,7 +27,7 @@ from statusbridge.pingdom_cachet.pingdom import PingdomClient
 from statusbridge.pingdom_cachet.state import State
 from statusbridge.pingdom_cachet.uptime import BucketPoints, Result, bucket_start, compute_buckets
 
-log = structlog.get_logger("statusbridge.pingdom_cachet.sync")
+log = structlog.get_logger(__name__)
 
 # Results are fetched and buckets pushed in chunks of this many seconds (bounded memory).
 CHUNK_S = 6 * 3600

@@ -159,7 +159,7 @@ async def test_one_target_down_the_other_still_forwarded(
     assert ups == {"good": 1, "bad": 0}
     assert {line["dimensions"]["node"] for line in lines} == {"good", "bad"}
     assert len(lines) > 50
-    (warning,) = [entry for entry in logs if entry["event"] == "forwarding.target_down"]
+    (warning,) = [entry for entry in logs if entry["event"] == "forwarding_target_down"]
     assert warning["node"] == "bad"
     assert "ConnectError" in warning["error"]
 
@@ -275,7 +275,7 @@ async def test_no_token_means_dry_run(http: httpx.AsyncClient) -> None:
     assert job is not None
     assert isinstance(job.sink, DryRunSink)
     assert job.targets == (Target("http://127.0.0.1:8448/metrics", "127.0.0.1:8448", 10.0),)
-    assert logs[0]["event"] == "forwarding.dry_run"
+    assert logs[0]["event"] == "forwarding_dry_run"
 
 
 def test_duplicate_target_is_a_config_error() -> None:

@@ -118,7 +118,7 @@ def test_invalid_datapoints_are_dropped_counted_and_logged(ingest: FakeIngest) -
     assert handed == 1
     assert (sink.handed_over, sink.rejected) == (1, 2)
     assert [dp.dimensions for dp in ingest.datapoints] == [{"node": "n1"}]
-    rejected = [entry for entry in logs if entry["event"] == "signalfx.datapoint_rejected"]
+    rejected = [entry for entry in logs if entry["event"] == "signalfx_datapoint_rejected"]
     assert len(rejected) == 2
     assert rejected[0]["log_level"] == "warning"
 
@@ -162,7 +162,7 @@ def test_cycle_log_reports_client_error_counters() -> None:
     with capture_logs() as logs:
         sink.send([gauge(1.0)])
         sink.send([gauge(2.0)])
-    cycles = [entry for entry in logs if entry["event"] == "signalfx.cycle"]
+    cycles = [entry for entry in logs if entry["event"] == "signalfx_cycle"]
     assert [c["client_errors"] for c in cycles] == [{"ConnectionError": 2}, {}]
     assert [c["log_level"] for c in cycles] == ["warning", "info"]
     assert sink.client_errors == 2
