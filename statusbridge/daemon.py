@@ -252,22 +252,21 @@ class Daemon:
     # -- health -----------------------------------------------------------------------
 
     def health(self) -> HealthReport:
-        """Healthy when every job succeeded recently (3 intervals, at least 60 s)."""
+        """Green when every job succeeded recently (3 intervals, at least 60 s)."""
         now = self._clock()
-        healthy = True
+        green = True
         jobs: dict[str, object] = {}
         for job in self.jobs:
             state = self._health[job.name]
-            reference = state.last_success if state.last_success is not None else None
-            age = None if reference is None else now - reference
+            age = None if state.last_success is None else now - state.last_success
             allowed = max(3 * job.interval_s, 60.0)
             waited = age if age is not None else now - self._started_at
             fresh = waited <= allowed
-            healthy = healthy and fresh
+            green = green and fresh
             jobs[job.name] = {
-                "healthy": fresh,
+                "status": "green" if fresh else "red",
                 "last_success_age_s": None if age is None else round(age, 3),
                 "last_error": state.last_error,
                 "interval_s": job.interval_s,
             }
-        return healthy, {"jobs": jobs}
+        return HealthReport(green, {"jobs": jobs})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import structlog
@@ -16,12 +17,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 log = structlog.get_logger(__name__)
 
-HealthReport = tuple[bool, dict[str, object]]
 _MAX_REQUEST_BYTES = 8192
 
 
+@dataclass(frozen=True)
+class HealthReport:
+    """Overall status and what it is made of, as ``ecs.health.HealthReport``."""
+
+    green: bool
+    details: dict[str, object]
+
+    def body(self) -> dict[str, object]:
+        """The JSON document ECS's health endpoint answers too: status and details."""
+        return {"status": "green" if self.green else "red", "details": self.details}
+
+
 class Endpoint:
-    """Serves ``GET /health`` (200 healthy, 503 not) and ``GET /metrics``."""
+    """Serves ``GET /health`` (200 green, 503 red) and ``GET /metrics``."""
 
     def __init__(
         self,
@@ -87,8 +99,7 @@ class Endpoint:
         if target == b"/metrics":
             return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
         if target == b"/health":
-            healthy, details = self._health()
-            status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-            body = json.dumps({"status": "ok" if healthy else "failing", **details}).encode()
-            return status, "application/json", body + b"\n"
+            report = self._health()
+            status = HTTPStatus.OK if report.green else HTTPStatus.SERVICE_UNAVAILABLE
+            return status, "application/json", json.dumps(report.body()).encode() + b"\n"
         return HTTPStatus.NOT_FOUND, "text/plain", b"not found\n"
