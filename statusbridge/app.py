@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from prometheus_client import CollectorRegistry
 
 from statusbridge import __version__
 from statusbridge.config import Config
 from statusbridge.daemon import Job
 from statusbridge.forwarding import build_forwarding_job
+from statusbridge.metrics import StatusBridgeMetrics
 from statusbridge.pingdom_cachet import open_pingdom_jobs
 
 
@@ -35,16 +35,16 @@ async def open_jobs(
     *,
     dry_run: bool,
     http_client: httpx.AsyncClient,
-    registry: CollectorRegistry,
+    metrics: StatusBridgeMetrics,
 ) -> AsyncIterator[list[Job]]:
     """Build every configured job; shared resources (the state file) close on exit."""
     jobs: list[Job] = []
     async with open_pingdom_jobs(
-        config, dry_run=dry_run, http_client=http_client, registry=registry
+        config, dry_run=dry_run, http_client=http_client, metrics=metrics
     ) as pingdom_jobs:
         jobs.extend(pingdom_jobs)
         forwarding = build_forwarding_job(
-            config, dry_run=dry_run, http_client=http_client, registry=registry
+            config, dry_run=dry_run, http_client=http_client, metrics=metrics
         )
         if forwarding is not None:
             jobs.append(forwarding)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-from prometheus_client import CollectorRegistry
 
 from statusbridge import __version__
 from statusbridge.app import http_client, open_jobs
@@ -22,6 +21,7 @@ from statusbridge.config import Config, load_config
 from statusbridge.daemon import Daemon
 from statusbridge.exceptions import ConfigError, StatusBridgeError
 from statusbridge.logs import configure_logging
+from statusbridge.metrics import StatusBridgeMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -120,22 +120,22 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, *, dry_run: bool) -> int:
-    registry = CollectorRegistry()
+    metrics = StatusBridgeMetrics()
     async with (
         http_client() as http,
-        open_jobs(config, dry_run=dry_run, http_client=http, registry=registry) as jobs,
+        open_jobs(config, dry_run=dry_run, http_client=http, metrics=metrics) as jobs,
     ):
-        await Daemon(config, jobs, registry=registry).serve()
+        await Daemon(config, jobs, metrics=metrics).serve()
     return 0
 
 
 async def _once(config: Config, *, dry_run: bool) -> int:
-    registry = CollectorRegistry()
+    metrics = StatusBridgeMetrics()
     async with (
         http_client() as http,
-        open_jobs(config, dry_run=dry_run, http_client=http, registry=registry) as jobs,
+        open_jobs(config, dry_run=dry_run, http_client=http, metrics=metrics) as jobs,
     ):
-        daemon = Daemon(config, jobs, registry=registry)
+        daemon = Daemon(config, jobs, metrics=metrics)
         try:
             outcomes = await daemon.run_all_once()
         finally:

@@ -26,10 +26,10 @@ from typing import Protocol, runtime_checkable
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from statusbridge.config import Config
 from statusbridge.endpoint import Endpoint, HealthReport
+from statusbridge.metrics import StatusBridgeMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -66,29 +66,6 @@ class JobHealth:
     last_error: str | None = None
 
 
-class _DaemonMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.runs = Counter(
-            "statusbridge_job_runs",
-            "Job runs by outcome.",
-            ["job", "outcome"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "statusbridge_job_duration_seconds",
-            "Wall time of one job run.",
-            ["job"],
-            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-            registry=registry,
-        )
-        self.last_success = Gauge(
-            "statusbridge_job_last_success_timestamp_seconds",
-            "Unix time of the job's last successful run.",
-            ["job"],
-            registry=registry,
-        )
-
-
 class Daemon:
     """Schedules ``jobs`` and serves /health and /metrics until told to stop."""
 
@@ -97,14 +74,14 @@ class Daemon:
         config: Config,
         jobs: Sequence[Job],
         *,
-        registry: CollectorRegistry | None = None,
+        metrics: StatusBridgeMetrics | None = None,
         grace_s: float = 30.0,
         tick_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.jobs = list(jobs)
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = metrics if metrics is not None else StatusBridgeMetrics()
         self.grace_s = grace_s
         self.tick_s = tick_s
         self.should_exit = False
@@ -112,7 +89,6 @@ class Daemon:
         self._clock = clock
         self._started_at = clock()
         self._health = {job.name: JobHealth() for job in self.jobs}
-        self._metrics = _DaemonMetrics(self.registry)
         self._running: set[asyncio.Task[object]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self.endpoint: Endpoint | None = None
@@ -136,9 +112,7 @@ class Daemon:
         self._started_at = self._clock()
         http = self.config.http
         if http.enabled:
-            self.endpoint = Endpoint(
-                http.host, http.port, registry=self.registry, health=self.health
-            )
+            self.endpoint = Endpoint(http.host, http.port, metrics=self.metrics, health=self.health)
             await self.endpoint.start()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         for job in self.jobs:
@@ -212,18 +186,17 @@ class Daemon:
         try:
             await job.run_once()
         except asyncio.CancelledError:
+            self.metrics.job_cancelled(job.name, self._clock() - started)
             raise
         except Exception as exc:
             self._health[job.name].last_error = str(exc) or type(exc).__name__
-            self._metrics.runs.labels(job.name, "failure").inc()
+            self.metrics.job_failed(job.name, self._clock() - started)
             log.error("job_failed", job=job.name, error=str(exc), error_type=type(exc).__name__)
             return exc
-        finally:
-            self._metrics.duration.labels(job.name).observe(self._clock() - started)
+        seconds = self._clock() - started
         self._health[job.name] = JobHealth(last_success=self._clock(), last_error=None)
-        self._metrics.runs.labels(job.name, "success").inc()
-        self._metrics.last_success.labels(job.name).set(time.time())
-        log.debug("job_succeeded", job=job.name, duration_s=round(self._clock() - started, 3))
+        self.metrics.job_succeeded(job.name, seconds)
+        log.debug("job_succeeded", job=job.name, duration_s=round(seconds, 3))
         return None
 
     async def run_all_once(self) -> dict[str, BaseException | None]:

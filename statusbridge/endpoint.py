@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from statusbridge.metrics import StatusBridgeMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -40,12 +41,12 @@ class Endpoint:
         host: str,
         port: int,
         *,
-        registry: CollectorRegistry,
+        metrics: StatusBridgeMetrics,
         health: Callable[[], HealthReport],
     ) -> None:
         self._host = host
         self._port = port
-        self._registry = registry
+        self._metrics = metrics
         self._health = health
         self._server: asyncio.Server | None = None
 
@@ -97,7 +98,7 @@ class Endpoint:
         if method != b"GET":
             return HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"method not allowed\n"
         if target == b"/metrics":
-            return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            return HTTPStatus.OK, self._metrics.content_type, self._metrics.exposition()
         if target == b"/health":
             report = self._health()
             status = HTTPStatus.OK if report.green else HTTPStatus.SERVICE_UNAVAILABLE

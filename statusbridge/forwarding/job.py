@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
-from prometheus_client import CollectorRegistry, Counter
 
 from statusbridge.config import Config, EcsTargetSettings
 from statusbridge.exceptions import (
@@ -37,6 +36,7 @@ from statusbridge.forwarding.signalfx import (
     MetricType,
     SignalFxSink,
 )
+from statusbridge.metrics import StatusBridgeMetrics
 
 __all__ = [
     "UP_METRIC",
@@ -85,29 +85,6 @@ async def scrape(client: httpx.AsyncClient, url: str, *, timeout_s: float) -> st
     return response.text
 
 
-class _Metrics:
-    """The job's own counters in the daemon's registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.scrapes = Counter(
-            "statusbridge_forwarding_scrapes",
-            "ECS /metrics scrapes by node and outcome.",
-            ["node", "outcome"],
-            registry=registry,
-        )
-        self.datapoints = Counter(
-            "statusbridge_forwarding_datapoints",
-            "Datapoints handed to the SignalFx client (or printed), or rejected by validation.",
-            ["outcome"],
-            registry=registry,
-        )
-        self.client_errors = Counter(
-            "statusbridge_signalfx_client_errors",
-            "POSTs the signalfx client's send thread reported as failed (batch dropped).",
-            registry=registry,
-        )
-
-
 class ForwardingJob:
     """Scrapes ECS targets and forwards their metrics to a :class:`DatapointSink`.
 
@@ -127,7 +104,7 @@ class ForwardingJob:
         dimensions: Mapping[str, str] | None = None,
         interval_s: float | None = None,
         scrape_timeout_s: float = _DEFAULT_SCRAPE_TIMEOUT_S,
-        registry: CollectorRegistry | None = None,
+        metrics: StatusBridgeMetrics | None = None,
         owns_http_client: bool = False,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -148,7 +125,7 @@ class ForwardingJob:
         self._monotonic = monotonic
         self._baselines = {target: HistogramBaseline() for target in self.targets}
         self._last_scrape: dict[Target, float] = {}
-        self._metrics = _Metrics(registry) if registry is not None else None
+        self._metrics = metrics if metrics is not None else StatusBridgeMetrics()
         self._client_errors_seen = 0
 
     async def run_once(self) -> None:
@@ -190,9 +167,9 @@ class ForwardingJob:
             )
         except (EcsScrapeError, InvalidExpositionError) as exc:
             log.warning("forwarding_target_down", node=target.node, url=target.url, error=str(exc))
-            self._count_scrape(target, "failure")
+            self._metrics.target_scraped(target.node, ok=False)
             return [self._up(0, extra)], False
-        self._count_scrape(target, "success")
+        self._metrics.target_scraped(target.node, ok=True)
         log.debug("forwarding_scraped", node=target.node, datapoints=len(points))
         return [*points, self._up(1, extra, timestamp_ms)], True
 
@@ -202,17 +179,10 @@ class ForwardingJob:
         when = timestamp_ms if timestamp_ms is not None else int(self._clock() * 1000)
         return Datapoint(UP_METRIC, MetricType.GAUGE, value, when, dict(extra))
 
-    def _count_scrape(self, target: Target, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.scrapes.labels(target.node, outcome).inc()
-
     def _count(self, handed_over: int, rejected: int) -> None:
-        if self._metrics is None:
-            return
-        self._metrics.datapoints.labels("handed_over").inc(handed_over)
-        self._metrics.datapoints.labels("rejected").inc(rejected)
+        self._metrics.datapoints_sent(handed_over, rejected)
         errors = self.sink.client_errors
-        self._metrics.client_errors.inc(max(0, errors - self._client_errors_seen))
+        self._metrics.signalfx_posts_failed(max(0, errors - self._client_errors_seen))
         self._client_errors_seen = errors
 
 
@@ -231,7 +201,7 @@ def build_forwarding_job(
     *,
     dry_run: bool,
     http_client: httpx.AsyncClient | None = None,
-    registry: CollectorRegistry | None = None,
+    metrics: StatusBridgeMetrics | None = None,
 ) -> ForwardingJob | None:
     """The forwarding job for ``config.ecs_targets``, or ``None`` when there are none.
 
@@ -252,6 +222,6 @@ def build_forwarding_job(
         http_client=client,
         sink=build_sink(config, dry_run=dry_run),
         dimensions=config.signalfx.dimensions,
-        registry=registry,
+        metrics=metrics,
         owns_http_client=owns,
     )

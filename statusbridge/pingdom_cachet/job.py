@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from prometheus_client import CollectorRegistry
 
 from statusbridge.config import CheckSettings, Config
-from statusbridge.metrics import SyncMetrics
+from statusbridge.metrics import StatusBridgeMetrics
 from statusbridge.pingdom_cachet.cachet import CachetClient
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
 from statusbridge.pingdom_cachet.state import State
@@ -49,7 +48,7 @@ async def open_sync_context(
     *,
     dry_run: bool,
     http_client: httpx.AsyncClient,
-    registry: CollectorRegistry | None = None,
+    metrics: StatusBridgeMetrics | None = None,
 ) -> AsyncIterator[SyncContext]:
     """Clients and the state file for Pingdom → Cachet work; the state closes on exit."""
     assert config.pingdom is not None
@@ -62,7 +61,7 @@ async def open_sync_context(
             dry_run=dry_run,
             retention_s=config.pingdom.retention_days * 86400,
             semaphore=asyncio.Semaphore(config.max_concurrent_syncs),
-            metrics=SyncMetrics(registry) if registry is not None else None,
+            metrics=metrics if metrics is not None else StatusBridgeMetrics(),
         )
 
 
@@ -72,13 +71,13 @@ async def open_pingdom_jobs(
     *,
     dry_run: bool,
     http_client: httpx.AsyncClient,
-    registry: CollectorRegistry,
+    metrics: StatusBridgeMetrics,
 ) -> AsyncIterator[list[PingdomSyncJob]]:
     """Yield one job per ``[[checks]]`` entry (none, and no state file, without checks)."""
     if not config.checks:
         yield []
         return
     async with open_sync_context(
-        config, dry_run=dry_run, http_client=http_client, registry=registry
+        config, dry_run=dry_run, http_client=http_client, metrics=metrics
     ) as context:
         yield [PingdomSyncJob(check, context) for check in config.checks]

@@ -20,7 +20,7 @@ import structlog
 
 from statusbridge.config import CheckSettings
 from statusbridge.exceptions import ConfigError
-from statusbridge.metrics import SyncMetrics
+from statusbridge.metrics import StatusBridgeMetrics
 from statusbridge.pingdom_cachet.cachet import CachetClient
 from statusbridge.pingdom_cachet.component import CheckInfo, update_component
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
@@ -47,7 +47,7 @@ class SyncContext:
     clock: Callable[[], float] = time.time
     retention_s: float = 30 * 86400.0
     semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
-    metrics: SyncMetrics | None = None
+    metrics: StatusBridgeMetrics = field(default_factory=StatusBridgeMetrics)
     _info: dict[int, tuple[float, CheckInfo]] = field(default_factory=dict)
 
 
@@ -127,8 +127,8 @@ async def _sync(
                 await _push_bucket(check, ctx, info, bucket, present, report)
                 if progress is not None:
                     progress(1)
-        if ctx.metrics is not None and report.watermark is not None:
-            ctx.metrics.lag.labels(str(check_id)).set(max(0.0, now - report.watermark))
+        if report.watermark is not None:
+            ctx.metrics.watermark_moved(str(check_id), now - report.watermark)
     if check.cachet_component_id is not None:
         status_from = _status_window_start(check, state.status.cursor, info, now)
         if fetched_from is None or fetched_from > status_from:
@@ -186,8 +186,7 @@ async def _push_bucket(
             continue
         stored = await ctx.cachet.add_point(metric_id, value, bucket.start)
         report.points_pushed += 1
-        if ctx.metrics is not None:
-            ctx.metrics.points.labels(str(check_id)).inc()
+        ctx.metrics.point_pushed(str(check_id))
         if stored.created_at != bucket.start or stored.counter > 1:
             # Cachet folded the value into another point (same value within threshold).
             log.warning(

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import stamina
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from statusbridge.config import CachetSettings, CheckSettings, Config, PingdomSettings
@@ -282,7 +281,7 @@ async def test_broken_answers_fail_the_run_and_the_next_one_heals(
                 state=state,
             )
             job = PingdomSyncJob(check, context)
-            daemon = Daemon(Config(), [job], registry=CollectorRegistry())
+            daemon = Daemon(Config(), [job])
             with capture_logs() as logs:
                 error = await daemon.run_job(job)
             assert error is not None

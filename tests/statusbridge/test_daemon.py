@@ -6,11 +6,11 @@ import asyncio
 import signal
 
 import httpx
-from prometheus_client import CollectorRegistry
 
 from statusbridge.config import Config, HttpSettings
 from statusbridge.daemon import Daemon, Job
 from statusbridge.endpoint import Endpoint, HealthReport
+from statusbridge.metrics import StatusBridgeMetrics
 
 
 class RecordingJob:
@@ -145,7 +145,7 @@ async def test_run_all_once_reports_each_job_and_close_survives_failures() -> No
 async def test_red_health_is_a_503_in_ecs_shape() -> None:
     """/health answers ECS's {"status", "details"} document, with 503 when red."""
     report = HealthReport(False, {"jobs": {"x": {"status": "red"}}})
-    endpoint = Endpoint("127.0.0.1", 0, registry=CollectorRegistry(), health=lambda: report)
+    endpoint = Endpoint("127.0.0.1", 0, metrics=StatusBridgeMetrics(), health=lambda: report)
     await endpoint.start()
     try:
         async with httpx.AsyncClient(trust_env=False) as http:

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from fake_ecs import EcsMetrics, MetricsServer
 from fake_ingest import FakeIngest, ReceivedDatapoint
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from ecs.metrics import STAGES
@@ -26,6 +25,7 @@ from statusbridge.forwarding import (
     Target,
     build_forwarding_job,
 )
+from statusbridge.metrics import StatusBridgeMetrics
 
 NOW = 1_700_000_000.0
 STATIC = {"environment": "test", "service": "ecs"}
@@ -310,10 +310,10 @@ async def test_a_token_builds_the_signalfx_sink(ingest: FakeIngest) -> None:
 async def test_open_jobs_builds_the_forwarding_job(
     ecs: MetricsServer, http: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``open_jobs`` composes the forwarding job, which counts into the daemon's registry."""
-    registry = CollectorRegistry()
+    """``open_jobs`` composes the forwarding job, which records in the process's metrics."""
+    metrics = StatusBridgeMetrics()
     config = Config(ecs_targets=[{"url": ecs.url, "interval_s": 5}])
-    async with open_jobs(config, dry_run=True, http_client=http, registry=registry) as jobs:
+    async with open_jobs(config, dry_run=True, http_client=http, metrics=metrics) as jobs:
         (job,) = jobs
         assert (job.name, job.interval_s) == ("forwarding", 5)
         with capture_logs():
@@ -321,8 +321,8 @@ async def test_open_jobs_builds_the_forwarding_job(
             await job.aclose()
     assert '"ecs.up"' in capsys.readouterr().out
     labels: dict[str, Any] = {"node": ecs.node, "outcome": "success"}
-    assert registry.get_sample_value("statusbridge_forwarding_scrapes_total", labels) == 1
-    handed = registry.get_sample_value(
+    assert metrics.registry.get_sample_value("statusbridge_forwarding_scrapes_total", labels) == 1
+    handed = metrics.registry.get_sample_value(
         "statusbridge_forwarding_datapoints_total", {"outcome": "handed_over"}
     )
     assert handed is not None
