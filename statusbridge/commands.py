@@ -14,7 +14,7 @@ from statusbridge.exceptions import StatusBridgeError
 from statusbridge.pingdom_cachet.cachet import CachetClient
 from statusbridge.pingdom_cachet.job import open_sync_context
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
-from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.state import StateFile
 from statusbridge.pingdom_cachet.sync import check_info, sync_check
 from statusbridge.pingdom_cachet.uptime import bucket_start
 
@@ -70,7 +70,7 @@ async def _cachet(client: CachetClient, config: Config) -> str:
 
 
 async def _state(config: Config) -> str:
-    with State(config.state_path):
+    with StateFile(config.state_path):
         return str(config.state_path)
 
 

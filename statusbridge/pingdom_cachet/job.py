@@ -13,7 +13,7 @@ from statusbridge.config import CheckSettings, Config
 from statusbridge.metrics import StatusBridgeMetrics
 from statusbridge.pingdom_cachet.cachet import CachetClient
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
-from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.state import StateFile
 from statusbridge.pingdom_cachet.sync import SyncContext, sync_check
 
 
@@ -39,7 +39,7 @@ class PingdomSyncJob:
         await sync_check(self.check, self.context)
 
     async def aclose(self) -> None:
-        """Nothing of its own to close: clients and state belong to the job set."""
+        """Nothing of its own to close: clients and the state file belong to the job set."""
 
 
 @asynccontextmanager
@@ -50,14 +50,14 @@ async def open_sync_context(
     http_client: httpx.AsyncClient,
     metrics: StatusBridgeMetrics | None = None,
 ) -> AsyncIterator[SyncContext]:
-    """Clients and the state file for Pingdom → Cachet work; the state closes on exit."""
+    """Clients and the state file for Pingdom → Cachet work; the state file closes on exit."""
     assert config.pingdom is not None
     assert config.cachet is not None
-    with State(config.state_path) as state:
+    with StateFile(config.state_path) as state_file:
         yield SyncContext(
             pingdom=PingdomClient(http_client, config.pingdom),
             cachet=CachetClient(http_client, config.cachet),
-            state=state,
+            state_file=state_file,
             dry_run=dry_run,
             retention_s=config.pingdom.retention_days * 86400,
             semaphore=asyncio.Semaphore(config.max_concurrent_syncs),

@@ -24,7 +24,7 @@ from statusbridge.metrics import StatusBridgeMetrics
 from statusbridge.pingdom_cachet.cachet import CachetClient
 from statusbridge.pingdom_cachet.component import CheckInfo, update_component
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
-from statusbridge.pingdom_cachet.state import State
+from statusbridge.pingdom_cachet.state import StateFile
 from statusbridge.pingdom_cachet.uptime import BucketPoints, Result, bucket_start, compute_buckets
 
 log = structlog.get_logger(__name__)
@@ -38,11 +38,11 @@ Progress = Callable[[int], None]
 
 @dataclass
 class SyncContext:
-    """What every sync run shares: API clients, state, clock and limits."""
+    """What every sync run shares: API clients, the state file, clock and limits."""
 
     pingdom: PingdomClient
     cachet: CachetClient
-    state: State
+    state_file: StateFile
     dry_run: bool = False
     clock: Callable[[], float] = time.time
     retention_s: float = 30 * 86400.0
@@ -82,10 +82,10 @@ async def _sync(
     progress: Progress | None,
 ) -> SyncReport:
     check_id = check.pingdom_check_id
-    state = ctx.state.load(check_id)
+    record = ctx.state_file.load(check_id)
     now = ctx.clock()
     info = await check_info(check, ctx)
-    report = SyncReport(check_id, watermark=state.watermark)
+    report = SyncReport(check_id, watermark=record.watermark)
     latest: list[Result] = []
     fetched_from: int | None = None
     if info.bucket_s:
@@ -93,15 +93,15 @@ async def _sync(
         end = bucket_start(now - check.settle_s, size)
         if backfill_since is not None:
             start = bucket_start(backfill_since, size)
-        elif state.watermark is not None:
-            start = state.watermark
+        elif record.watermark is not None:
+            start = record.watermark
         else:
             start = bucket_start(end - check.backfill_hours * 3600, size)
         start = _clamp_to_retention(check, ctx, start, now, size)
         # Only a bucket that may have been pushed without its commit needs a lookup, and on
         # a run without a watermark (first run, or a lost state file) every bucket may.
-        verify_from = state.pending_bucket
-        if backfill_since is not None or state.watermark is None:
+        verify_from = record.pending_bucket
+        if backfill_since is not None or record.watermark is None:
             verify_from = start
         present: dict[int, set[int]] = {}
         if verify_from is not None and verify_from < end:
@@ -130,10 +130,10 @@ async def _sync(
         if report.watermark is not None:
             ctx.metrics.watermark_moved(str(check_id), now - report.watermark)
     if check.cachet_component_id is not None:
-        status_from = _status_window_start(check, state.status.cursor, info, now)
+        status_from = _status_window_start(check, record.hysteresis.cursor, info, now)
         if fetched_from is None or fetched_from > status_from:
             latest = await ctx.pingdom.results(check_id, status_from, int(now) + 1)
-        await update_component(check, ctx.cachet, ctx.state, state, info, latest, ctx.dry_run)
+        await update_component(check, ctx.cachet, ctx.state_file, record, info, latest, ctx.dry_run)
     log.info(
         "check_synced",
         check=check.label,
@@ -176,7 +176,7 @@ async def _push_bucket(
         return
     watermark = bucket.start + info.bucket_s
     if points:
-        ctx.state.mark_pending(check_id, bucket.start)
+        ctx.state_file.mark_pending(check_id, bucket.start)
     for metric_id, value in points:
         if bucket.start in present.get(metric_id, ()):
             report.points_already_present += 1
@@ -199,7 +199,7 @@ async def _push_bucket(
             )
     # A backfill re-walks old buckets; it never moves the watermark backwards.
     report.watermark = max(watermark, report.watermark or 0)
-    ctx.state.commit_bucket(check_id, report.watermark)
+    ctx.state_file.commit_bucket(check_id, report.watermark)
 
 
 def _clamp_to_retention(
