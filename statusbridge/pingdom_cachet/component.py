@@ -11,7 +11,7 @@ failed call is retried from the same results next run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -19,21 +19,12 @@ import structlog
 from statusbridge.config import CheckSettings
 from statusbridge.exceptions import CachetError
 from statusbridge.pingdom_cachet.cachet import INCIDENT_FIXED, CachetClient
+from statusbridge.pingdom_cachet.check_info import CheckInfo
 from statusbridge.pingdom_cachet.state import CheckRecord, StateFile
 from statusbridge.pingdom_cachet.status import ComponentStatus, advance
 from statusbridge.pingdom_cachet.uptime import Result
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckInfo:
-    """Facts about a check read from the APIs (cached between runs)."""
-
-    resolution_s: int
-    bucket_s: int
-    metric_ids: list[int]
-    component_name: str
 
 
 async def update_component(

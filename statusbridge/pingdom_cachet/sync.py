@@ -1,44 +1,52 @@
 """The Pingdom → Cachet use case: :func:`sync_check`, one check, one run.
 
-Results since the watermark → completed buckets → one response-time and one uptime
-point per bucket → the watermark moves to the bucket's end only after Cachet accepted
-its points (one transaction per bucket). A bucket is marked pending before its push, so
-a run after a crash between push and commit first looks for that bucket's points in
-Cachet and does not post them twice. Then the component status and incident follow the
-newest results (see :mod:`statusbridge.pingdom_cachet.component`).
+A run reads as its phases: plan the window of completed buckets (:func:`plan_window`,
+no IO), sync its points, then sync the component. Results since the watermark →
+completed buckets → one response-time and one uptime point per bucket → the watermark
+moves to the bucket's end only after Cachet accepted its points (one transaction per
+bucket). A bucket is marked pending before its push, so a run after a crash between
+push and commit first looks for that bucket's points in Cachet and does not post them
+twice. Then the component status and incident follow the newest results (see
+:mod:`statusbridge.pingdom_cachet.component`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
 
 from statusbridge.config import CheckSettings
-from statusbridge.exceptions import ConfigError
 from statusbridge.metrics import StatusBridgeMetrics
 from statusbridge.pingdom_cachet.cachet import CachetClient
-from statusbridge.pingdom_cachet.component import CheckInfo, update_component
+from statusbridge.pingdom_cachet.check_info import CheckInfo, CheckInfoCache
+from statusbridge.pingdom_cachet.component import update_component
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
-from statusbridge.pingdom_cachet.state import StateFile
-from statusbridge.pingdom_cachet.uptime import BucketPoints, Result, bucket_start, compute_buckets
+from statusbridge.pingdom_cachet.state import CheckRecord, StateFile
+from statusbridge.pingdom_cachet.uptime import (
+    BucketPoints,
+    Result,
+    bucket_start,
+    completed_bucket_end,
+    compute_buckets,
+)
 
 log = structlog.get_logger(__name__)
 
 # Results are fetched and buckets pushed in chunks of this many seconds (bounded memory).
 CHUNK_S = 6 * 3600
-# Check, metric and component details are re-read from the APIs this often.
-INFO_TTL_S = 600.0
 Progress = Callable[[int], None]
 
 
 @dataclass
 class SyncContext:
-    """What every sync run shares: API clients, the state file, clock and limits."""
+    """What every sync run shares: API clients, the state file, clock and limits.
+
+    ``info`` caches each check's :class:`CheckInfo`, read through the same clients.
+    """
 
     pingdom: PingdomClient
     cachet: CachetClient
@@ -48,7 +56,10 @@ class SyncContext:
     retention_s: float = 30 * 86400.0
     semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     metrics: StatusBridgeMetrics = field(default_factory=StatusBridgeMetrics)
-    _info: dict[int, tuple[float, CheckInfo]] = field(default_factory=dict)
+    info: CheckInfoCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.info = CheckInfoCache(self.pingdom, self.cachet, clock=self.clock)
 
 
 @dataclass
@@ -60,6 +71,34 @@ class SyncReport:
     points_pushed: int = 0
     points_already_present: int = 0
     watermark: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The buckets of one run: ``[start, end)`` in steps of ``size_s``.
+
+    ``verify_from`` is where Cachet is first asked for points already there (None: no
+    bucket may have been pushed without its commit).
+    """
+
+    start: int
+    end: int
+    size_s: int
+    verify_from: int | None
+
+    def chunks(self) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` of each chunk of at most :data:`CHUNK_S`, whole buckets each."""
+        step = max(self.size_s, CHUNK_S - CHUNK_S % self.size_s)
+        for start in range(self.start, self.end, step):
+            yield start, min(start + step, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The newest results a run read, and from when (None: it read none)."""
+
+    results: list[Result] = field(default_factory=list)
+    since: int | None = None
 
 
 async def sync_check(
@@ -81,59 +120,23 @@ async def _sync(
     backfill_since: int | None,
     progress: Progress | None,
 ) -> SyncReport:
-    check_id = check.pingdom_check_id
-    record = ctx.state_file.load(check_id)
+    record = ctx.state_file.load(check.pingdom_check_id)
     now = ctx.clock()
-    info = await check_info(check, ctx)
-    report = SyncReport(check_id, watermark=record.watermark)
-    latest: list[Result] = []
-    fetched_from: int | None = None
+    info = await ctx.info.get(check)
+    report = SyncReport(check.pingdom_check_id, watermark=record.watermark)
+    newest = Fetched()
     if info.bucket_s:
-        size = info.bucket_s
-        end = bucket_start(now - check.settle_s, size)
-        if backfill_since is not None:
-            start = bucket_start(backfill_since, size)
-        elif record.watermark is not None:
-            start = record.watermark
-        else:
-            start = bucket_start(end - check.backfill_hours * 3600, size)
-        start = _clamp_to_retention(check, ctx, start, now, size)
-        # Only a bucket that may have been pushed without its commit needs a lookup, and on
-        # a run without a watermark (first run, or a lost state file) every bucket may.
-        verify_from = record.pending_bucket
-        if backfill_since is not None or record.watermark is None:
-            verify_from = start
-        present: dict[int, set[int]] = {}
-        if verify_from is not None and verify_from < end:
-            for metric_id in info.metric_ids:
-                present[metric_id] = await ctx.cachet.point_times(metric_id, verify_from)
-        chunk = max(size, CHUNK_S - CHUNK_S % size)
-        for chunk_start in range(start, end, chunk):
-            chunk_end = min(chunk_start + chunk, end)
-            last = chunk_end == end
-            fetch_from = chunk_start - info.resolution_s
-            fetch_to = int(now) + 1 if last else chunk_end + info.resolution_s
-            results = await ctx.pingdom.results(check_id, fetch_from, fetch_to)
-            if last:
-                latest, fetched_from = results, fetch_from
-            buckets = compute_buckets(
-                results,
-                start=chunk_start,
-                end=chunk_end,
-                size_s=size,
-                resolution_s=info.resolution_s,
-            )
-            for bucket in buckets:
-                await _push_bucket(check, ctx, info, bucket, present, report)
-                if progress is not None:
-                    progress(1)
-        if report.watermark is not None:
-            ctx.metrics.watermark_moved(str(check_id), now - report.watermark)
+        window = plan_window(
+            check,
+            record,
+            info.bucket_s,
+            now=now,
+            retention_s=ctx.retention_s,
+            backfill_since=backfill_since,
+        )
+        newest = await _sync_points(check, ctx, info, window, report, now=now, progress=progress)
     if check.cachet_component_id is not None:
-        status_from = _status_window_start(check, record.hysteresis.cursor, info, now)
-        if fetched_from is None or fetched_from > status_from:
-            latest = await ctx.pingdom.results(check_id, status_from, int(now) + 1)
-        await update_component(check, ctx.cachet, ctx.state_file, record, info, latest, ctx.dry_run)
+        await _sync_component(check, ctx, record, info, newest, now=now)
     log.info(
         "check_synced",
         check=check.label,
@@ -146,16 +149,99 @@ async def _sync(
     return report
 
 
-async def _push_bucket(
+def plan_window(
+    check: CheckSettings,
+    record: CheckRecord,
+    size_s: int,
+    *,
+    now: float,
+    retention_s: float,
+    backfill_since: int | None = None,
+) -> Window:
+    """The completed buckets to push: from the watermark (or the backfill start, or
+    ``backfill_hours`` back on a first run), no older than Pingdom keeps results."""
+    end = completed_bucket_end(now, size_s, check.settle_s)
+    if backfill_since is not None:
+        start = bucket_start(backfill_since, size_s)
+    elif record.watermark is not None:
+        start = record.watermark
+    else:
+        start = bucket_start(end - check.backfill_hours * 3600, size_s)
+    start = _clamp_to_retention(check, start, bucket_start(now - retention_s, size_s) + size_s)
+    # Only a bucket that may have been pushed without its commit needs a lookup, and on a
+    # run without a watermark (first run, or a lost state file) every bucket may.
+    verify_from = record.pending_bucket
+    if backfill_since is not None or record.watermark is None:
+        verify_from = start
+    return Window(start, end, size_s, verify_from)
+
+
+async def _sync_points(
     check: CheckSettings,
     ctx: SyncContext,
     info: CheckInfo,
-    bucket: BucketPoints,
-    present: dict[int, set[int]],
+    window: Window,
     report: SyncReport,
+    *,
+    now: float,
+    progress: Progress | None,
+) -> Fetched:
+    """Push the window's buckets chunk by chunk; return the newest chunk's results."""
+    present = await _points_present(ctx, info, window)
+    newest = Fetched()
+    for chunk_start, chunk_end in window.chunks():
+        last = chunk_end == window.end
+        fetch_from = chunk_start - info.resolution_s
+        fetch_to = int(now) + 1 if last else chunk_end + info.resolution_s
+        results = await ctx.pingdom.results(check.pingdom_check_id, fetch_from, fetch_to)
+        if last:
+            newest = Fetched(results, fetch_from)
+        buckets = compute_buckets(
+            results,
+            start=chunk_start,
+            end=chunk_end,
+            size_s=window.size_s,
+            resolution_s=info.resolution_s,
+        )
+        for bucket in buckets:
+            await _push_bucket(check, ctx, bucket, window.size_s, present, report)
+            if progress is not None:
+                progress(1)
+    if report.watermark is not None:
+        ctx.metrics.watermark_moved(str(check.pingdom_check_id), now - report.watermark)
+    return newest
+
+
+async def _points_present(ctx: SyncContext, info: CheckInfo, window: Window) -> dict[int, set[int]]:
+    """Per metric, the times of the points Cachet already holds from ``verify_from`` on."""
+    if window.verify_from is None or window.verify_from >= window.end:
+        return {}
+    return {
+        metric_id: await ctx.cachet.point_times(metric_id, window.verify_from)
+        for metric_id in info.metric_ids
+    }
+
+
+async def _sync_component(
+    check: CheckSettings,
+    ctx: SyncContext,
+    record: CheckRecord,
+    info: CheckInfo,
+    newest: Fetched,
+    *,
+    now: float,
 ) -> None:
-    check_id = check.pingdom_check_id
-    points = [
+    """Let the component status and incident follow the results since the status cursor."""
+    status_from = _status_window_start(check, record.hysteresis.cursor, info, now)
+    results = newest.results
+    if newest.since is None or newest.since > status_from:
+        results = await ctx.pingdom.results(check.pingdom_check_id, status_from, int(now) + 1)
+    await update_component(check, ctx.cachet, ctx.state_file, record, info, results, ctx.dry_run)
+
+
+def _bucket_points(check: CheckSettings, bucket: BucketPoints) -> list[tuple[int, float]]:
+    """``(metric id, value)`` of each point the bucket gives this check's metrics."""
+    return [
         (metric_id, value)
         for metric_id, value in (
             (check.response_time_metric_id, bucket.response_time_ms),
@@ -163,18 +249,23 @@ async def _push_bucket(
         )
         if metric_id is not None and value is not None
     ]
+
+
+async def _push_bucket(
+    check: CheckSettings,
+    ctx: SyncContext,
+    bucket: BucketPoints,
+    size_s: int,
+    present: dict[int, set[int]],
+    report: SyncReport,
+) -> None:
+    """Post the bucket's points Cachet lacks, then move the watermark past the bucket."""
+    points = _bucket_points(check, bucket)
     report.buckets += 1
     if ctx.dry_run:
-        for metric_id, value in points:
-            log.info(
-                "would_push_point",
-                check=check.label,
-                metric=metric_id,
-                value=value,
-                timestamp=bucket.start,
-            )
+        _log_would_push(check, bucket, points)
         return
-    watermark = bucket.start + info.bucket_s
+    check_id = check.pingdom_check_id
     if points:
         ctx.state_file.mark_pending(check_id, bucket.start)
     for metric_id, value in points:
@@ -198,14 +289,25 @@ async def _push_bucket(
                 counter=stored.counter,
             )
     # A backfill re-walks old buckets; it never moves the watermark backwards.
-    report.watermark = max(watermark, report.watermark or 0)
+    report.watermark = max(bucket.start + size_s, report.watermark or 0)
     ctx.state_file.commit_bucket(check_id, report.watermark)
 
 
-def _clamp_to_retention(
-    check: CheckSettings, ctx: SyncContext, start: int, now: float, size: int
-) -> int:
-    oldest = bucket_start(now - ctx.retention_s, size) + size
+def _log_would_push(
+    check: CheckSettings, bucket: BucketPoints, points: list[tuple[int, float]]
+) -> None:
+    """A dry run's bucket: what would be posted, and nothing written."""
+    for metric_id, value in points:
+        log.info(
+            "would_push_point",
+            check=check.label,
+            metric=metric_id,
+            value=value,
+            timestamp=bucket.start,
+        )
+
+
+def _clamp_to_retention(check: CheckSettings, start: int, oldest: int) -> int:
     if start >= oldest:
         return start
     log.warning(
@@ -222,38 +324,3 @@ def _status_window_start(check: CheckSettings, cursor: int, info: CheckInfo, now
     # Enough history to fill the hysteresis streaks on a first run, never before the cursor.
     window = (check.down_after + check.up_after + 2) * info.resolution_s
     return max(cursor + 1, int(now) - max(3600, window))
-
-
-async def check_info(check: CheckSettings, ctx: SyncContext) -> CheckInfo:
-    """Resolution, bucket size and component name, cached for ``INFO_TTL_S``."""
-    cached = ctx._info.get(check.pingdom_check_id)
-    if cached is not None and ctx.clock() - cached[0] < INFO_TTL_S:
-        return cached[1]
-    resolution_min = check.resolution_min
-    if resolution_min is None:
-        resolution_min = (await ctx.pingdom.check(check.pingdom_check_id)).resolution_min or 1
-    metric_ids = [
-        m for m in (check.response_time_metric_id, check.uptime_metric_id) if m is not None
-    ]
-    thresholds = []
-    for metric_id in metric_ids:
-        threshold = (await ctx.cachet.metric(metric_id)).threshold
-        if threshold is None or threshold <= 0 or 60 % threshold:
-            raise ConfigError(
-                f"Cachet metric {metric_id} has threshold {threshold}; "
-                "it must be a number of minutes that divides 60"
-            )
-        thresholds.append(threshold)
-    if len(set(thresholds)) > 1:
-        log.warning("metric_thresholds_differ", check=check.label, thresholds=thresholds)
-    component_name = None
-    if check.cachet_component_id is not None:
-        component_name = (await ctx.cachet.component(check.cachet_component_id)).name
-    info = CheckInfo(
-        resolution_s=resolution_min * 60,
-        bucket_s=math.lcm(*thresholds) * 60 if thresholds else 0,
-        metric_ids=metric_ids,
-        component_name=component_name or check.label,
-    )
-    ctx._info[check.pingdom_check_id] = (ctx.clock(), info)
-    return info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from fake_pingdom import FakePingdom
 from statusbridge.config import CachetSettings, CheckSettings, PingdomSettings
 from statusbridge.exceptions import CachetError, StateError
 from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.check_info import CheckInfoCache
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
-from statusbridge.pingdom_cachet.state import StateFile
-from statusbridge.pingdom_cachet.sync import SyncContext, sync_check
+from statusbridge.pingdom_cachet.state import CheckRecord, StateFile
+from statusbridge.pingdom_cachet.sync import SyncContext, Window, plan_window, sync_check
 
 T0 = 1_699_999_200  # a whole hour
 CHECK = 7
@@ -319,3 +321,45 @@ async def test_a_day_backlog_pages_past_the_1000_cap(
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         await sync_check(settings, ctx)
     assert times(cachet.point_rows(UP)) == [T0 + 300 * k for k in range(288)]
+
+
+def test_plan_window_starts_at_watermark_backfill_or_backfill_hours() -> None:
+    """The window ends at the newest completed bucket and starts where the run must resume."""
+    check = check_settings(backfill_hours=1, settle_s=60)
+    now = T0 + 3600 + 90
+    plan = functools.partial(plan_window, check, size_s=60, now=now, retention_s=86400)
+    first = plan(CheckRecord(CHECK))
+    assert (first.start, first.end, first.verify_from) == (T0, T0 + 3600, T0)
+    resumed = plan(CheckRecord(CHECK, watermark=T0 + 1800, pending_bucket=T0 + 1800))
+    assert (resumed.start, resumed.verify_from) == (T0 + 1800, T0 + 1800)
+    assert plan(CheckRecord(CHECK, watermark=T0 + 1800)).verify_from is None
+    backfill = plan(CheckRecord(CHECK, watermark=T0 + 1800), backfill_since=T0 - 599)
+    assert (backfill.start, backfill.verify_from) == (T0 - 600, T0 - 600)
+    assert list(Window(T0, T0 + 9 * 3600, 300, None).chunks()) == [
+        (T0, T0 + 6 * 3600),
+        (T0 + 6 * 3600, T0 + 9 * 3600),
+    ]
+
+
+async def test_check_info_is_read_once_per_ttl(
+    setup: tuple[FakePingdom, FakeCachet],
+    http: httpx.AsyncClient,
+    pingdom_settings: PingdomSettings,
+    cachet_settings: CachetSettings,
+) -> None:
+    """Metric thresholds are read from Cachet once, then again only after the TTL."""
+    _, cachet = setup
+    now = [float(T0)]
+    cache = CheckInfoCache(
+        PingdomClient(http, pingdom_settings),
+        CachetClient(http, cachet_settings),
+        clock=lambda: now[0],
+        ttl_s=600,
+    )
+    check = check_settings()
+    first = await cache.get(check)
+    assert await cache.get(check) is first
+    now[0] += 601
+    assert await cache.get(check) == first
+    reads = [r for r in cachet.requests if r.method == "GET" and r.path == f"/api/v1/metrics/{UP}"]
+    assert (len(reads), first.bucket_s, first.component_name) == (2, 60, "Website")
