@@ -49,7 +49,7 @@ __all__ = [
 UP_METRIC = "ecs.up"
 # The text format prometheus-client's parser reads; without it ECS may answer OpenMetrics.
 _ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
-_DEFAULT_SCRAPE_TIMEOUT_S = 5.0
+_SCRAPE_TIMEOUT_S = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -88,9 +88,9 @@ async def scrape(client: httpx.AsyncClient, url: str, *, timeout_s: float) -> st
 class ForwardingJob:
     """Scrapes ECS targets and forwards their metrics to a :class:`DatapointSink`.
 
-    ``http_client`` is used as given and closed only when ``owns_http_client``; ``sink``
-    is closed by :meth:`aclose`. ``clock`` gives the datapoints' wall time and
-    ``monotonic`` decides which targets are due; both are injectable for tests.
+    ``http_client`` belongs to the caller; ``sink`` is closed by :meth:`aclose`.
+    ``clock`` gives the datapoints' wall time and ``monotonic`` decides which targets
+    are due; both are injectable for tests.
     """
 
     name = "forwarding"
@@ -102,10 +102,7 @@ class ForwardingJob:
         http_client: httpx.AsyncClient,
         sink: DatapointSink,
         dimensions: Mapping[str, str] | None = None,
-        interval_s: float | None = None,
-        scrape_timeout_s: float = _DEFAULT_SCRAPE_TIMEOUT_S,
         metrics: StatusBridgeMetrics | None = None,
-        owns_http_client: bool = False,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -115,12 +112,11 @@ class ForwardingJob:
             # Targets key the histogram baselines; a twin would corrupt both deltas.
             raise ValueError("a forwarding target is listed twice")
         self.targets = tuple(targets)
-        self.interval_s = interval_s or min(target.interval_s for target in self.targets)
+        self.interval_s = min(target.interval_s for target in self.targets)
         self.sink = sink
         self._http = http_client
-        self._owns_http = owns_http_client
         self._static = dict(dimensions or {})
-        self._scrape_timeout_s = min(scrape_timeout_s, self.interval_s)
+        self._scrape_timeout_s = min(_SCRAPE_TIMEOUT_S, self.interval_s)
         self._clock = clock
         self._monotonic = monotonic
         self._baselines = {target: HistogramBaseline() for target in self.targets}
@@ -146,11 +142,7 @@ class ForwardingJob:
 
     async def aclose(self) -> None:
         """Flush and stop the sink (its ``stop()`` joins a thread, so off the loop)."""
-        try:
-            await asyncio.to_thread(self.sink.close)
-        finally:
-            if self._owns_http:
-                await self._http.aclose()
+        await asyncio.to_thread(self.sink.close)
 
     def _is_due(self, target: Target, now: float) -> bool:
         last = self._last_scrape.get(target)
@@ -200,13 +192,12 @@ def build_forwarding_job(
     config: Config,
     *,
     dry_run: bool,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: httpx.AsyncClient,
     metrics: StatusBridgeMetrics | None = None,
 ) -> ForwardingJob | None:
     """The forwarding job for ``config.ecs_targets``, or ``None`` when there are none.
 
-    Static dimensions come from ``[signalfx] dimensions``. Without ``http_client`` the job
-    makes its own and closes it in ``aclose()``. A URL listed twice raises
+    Static dimensions come from ``[signalfx] dimensions``. A URL listed twice raises
     :class:`~statusbridge.exceptions.ConfigError`.
     """
     if not config.ecs_targets:
@@ -215,13 +206,10 @@ def build_forwarding_job(
     twice = sorted({url for url in urls if urls.count(url) > 1})
     if twice:
         raise ConfigError(f"ecs_targets: url listed twice: {', '.join(twice)}")
-    owns = http_client is None
-    client = http_client if http_client is not None else httpx.AsyncClient()
     return ForwardingJob(
         [Target.from_settings(settings) for settings in config.ecs_targets],
-        http_client=client,
+        http_client=http_client,
         sink=build_sink(config, dry_run=dry_run),
         dimensions=config.signalfx.dimensions,
         metrics=metrics,
-        owns_http_client=owns,
     )

@@ -255,13 +255,11 @@ class DryRunSink:
     def __init__(self, stream: TextIO | None = None) -> None:
         # Resolved per write when None, so a replaced sys.stdout (tests, redirection) wins.
         self._stream = stream
-        self.handed_over = 0
-        self.rejected = 0
         self.client_errors = 0
 
     def send(self, datapoints: Sequence[Datapoint]) -> int:
         """Print the valid datapoints; return how many were printed."""
-        valid, rejected = partition(datapoints)
+        valid, _ = partition(datapoints)
         stream = self._stream if self._stream is not None else sys.stdout
         for datapoint in valid:
             line = {
@@ -273,8 +271,6 @@ class DryRunSink:
             }
             stream.write(json.dumps(line) + "\n")
         stream.flush()
-        self.handed_over += len(valid)
-        self.rejected += rejected
         return len(valid)
 
     def close(self) -> None:

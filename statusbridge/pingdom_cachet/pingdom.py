@@ -30,27 +30,14 @@ _MAX_429_RETRIES = 3
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A Pingdom check as listed by ``GET /checks``."""
+    """A Pingdom check as listed by ``GET /checks`` (only the fields statusbridge uses)."""
 
     id: int
-    name: str | None = None
-    status: str | None = None
     resolution_min: int | None = None
-    last_test_time: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """``GET /summary.average`` with ``includeuptime``: average response and seconds."""
-
-    avg_response_ms: float | None
-    total_up_s: int | None
-    total_down_s: int | None
-    total_unknown_s: int | None
 
 
 class PingdomClient:
-    """Reads checks, raw results and summaries; the HTTP client is injected."""
+    """Reads checks and raw results; the HTTP client is injected."""
 
     def __init__(
         self,
@@ -154,20 +141,6 @@ class PingdomClient:
         kept = (r for r in found.values() if start <= r.time < end)
         return sorted(kept, key=lambda r: (r.time, r.probe_id or 0))
 
-    async def summary_average(self, check_id: int, start: int, end: int) -> Summary:
-        """Pingdom's own average response time and up/down/unknown seconds."""
-        params = {"from": start, "to": end, "includeuptime": "true"}
-        body = await self._get(f"/summary.average/{check_id}", params)
-        summary = _dict(_dict(body).get("summary"))
-        status = _dict(summary.get("status"))
-        avg = _dict(summary.get("responsetime")).get("avgresponse")
-        return Summary(
-            avg_response_ms=float(avg) if isinstance(avg, int | float) else None,
-            total_up_s=_int(status.get("totalup")),
-            total_down_s=_int(status.get("totaldown")),
-            total_unknown_s=_int(status.get("totalunknown")),
-        )
-
 
 def _error_message(response: httpx.Response) -> str:
     # Pingdom's error body: {"error": {"statuscode", "statusdesc", "errormessage"}}.
@@ -196,14 +169,7 @@ def _check(raw: dict[str, Any]) -> Check | None:
     check_id = _int(raw.get("id"))
     if check_id is None:
         return None
-    name, status = raw.get("name"), raw.get("status")
-    return Check(
-        id=check_id,
-        name=name if isinstance(name, str) else None,
-        status=status if isinstance(status, str) else None,
-        resolution_min=_int(raw.get("resolution")),
-        last_test_time=_int(raw.get("lasttesttime")),
-    )
+    return Check(id=check_id, resolution_min=_int(raw.get("resolution")))
 
 
 def _result(raw: dict[str, Any]) -> Result | None:

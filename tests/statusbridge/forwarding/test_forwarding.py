@@ -278,33 +278,35 @@ async def test_no_token_means_dry_run(http: httpx.AsyncClient) -> None:
     assert logs[0]["event"] == "forwarding_dry_run"
 
 
-def test_duplicate_target_is_a_config_error() -> None:
+async def test_duplicate_target_is_a_config_error(http: httpx.AsyncClient) -> None:
     """The same ECS URL listed twice stops start-up with a message naming the key."""
     url = "http://127.0.0.1:8448/metrics"
     config = Config(ecs_targets=[{"url": url}, {"url": url, "name": "again"}])
     with pytest.raises(ConfigError, match="ecs_targets: url listed twice"):
-        build_forwarding_job(config, dry_run=True)
+        build_forwarding_job(config, dry_run=True, http_client=http)
 
 
-def test_no_targets_no_job() -> None:
+async def test_no_targets_no_job(http: httpx.AsyncClient) -> None:
     """Without ``[[ecs_targets]]`` there is nothing to forward."""
-    assert build_forwarding_job(Config(), dry_run=True) is None
+    assert build_forwarding_job(Config(), dry_run=True, http_client=http) is None
 
 
-async def test_a_token_builds_the_signalfx_sink(ingest: FakeIngest) -> None:
-    """With a token and no dry run the job sends with the signalfx client, owning its client."""
+async def test_a_token_builds_the_signalfx_sink(
+    ingest: FakeIngest, http: httpx.AsyncClient
+) -> None:
+    """With a token and no dry run the job sends with the signalfx client."""
     config = Config(
         ecs_targets=[{"url": closed_port_url()}],
         signalfx={"token": "t", "ingest_endpoint": ingest.endpoint},
     )
-    job = build_forwarding_job(config, dry_run=False)
+    job = build_forwarding_job(config, dry_run=False, http_client=http)
     assert job is not None
     assert isinstance(job.sink, SignalFxSink)
     with pytest.raises(ForwardingError):
         await job.run_once()
     await job.aclose()
     assert [dp.metric for dp in ingest.datapoints] == ["ecs.up"]
-    assert job._http.is_closed
+    assert not http.is_closed
 
 
 async def test_open_jobs_builds_the_forwarding_job(

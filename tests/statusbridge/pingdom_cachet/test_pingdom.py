@@ -163,15 +163,6 @@ async def test_unreachable_pingdom_is_a_pingdom_error(http: httpx.AsyncClient) -
     assert caught.value.status is None
 
 
-async def test_summary_average(
-    pingdom_fake: FakePingdom, pingdom_settings: PingdomSettings, http: httpx.AsyncClient
-) -> None:
-    """summary.average gives the average response and up/down/unknown seconds."""
-    pingdom_fake.add_check(7)
-    summary = await client(http, pingdom_settings, Sleeps()).summary_average(7, T0, T0 + 3600)
-    assert (summary.avg_response_ms, summary.total_up_s, summary.total_down_s) == (250, 3500, 100)
-
-
 def test_quota_header_parsing() -> None:
     """Req-Limit values parse; malformed ones are ignored rather than trusted."""
     quota = parse_quota("Remaining: 394 Time until reset: 3589", 0.0)
