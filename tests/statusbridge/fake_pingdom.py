@@ -13,7 +13,7 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
-from fake_server import FakeServer, Request, Response
+from tests.statusbridge.fake_server import FakeServer, Request, Response
 
 
 def error(status: int, desc: str, message: str) -> Response:

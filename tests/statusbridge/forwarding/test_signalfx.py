@@ -199,7 +199,7 @@ def test_close_flushes_and_is_idempotent(ingest: FakeIngest) -> None:
     sink.close()
     assert len(ingest.datapoints) == 650
     # The client posts at most 300 datapoints per request.
-    assert max(request.datapoint_count for request in ingest.requests) <= 300
+    assert max(ingest.batches) <= 300
 
 
 def test_dry_run_prints_json_lines() -> None:
