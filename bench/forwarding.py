@@ -45,9 +45,9 @@ from fake_ecs import EcsMetrics, MetricsServer  # noqa: E402
 from fake_ingest import FakeIngest, ReceivedDatapoint  # noqa: E402
 
 from statusbridge.forwarding import ForwardingJob, Target  # noqa: E402
+from statusbridge.forwarding.prometheus import HistogramBaseline  # noqa: E402
+from statusbridge.forwarding.signalfx import SignalFxSink  # noqa: E402
 from statusbridge.logs import configure_logging  # noqa: E402
-from statusbridge.prometheus import HistogramBaseline  # noqa: E402
-from statusbridge.signalfx import SignalFxSink  # noqa: E402
 
 DOC = ROOT / "docs" / "performance-forwarding.md"
 LAG_ROUTE = "/bench/lag"

@@ -29,11 +29,11 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "statusbridge"))
 
-from statusbridge.cachet import CachetClient  # noqa: E402
 from statusbridge.config import CachetSettings, CheckSettings, PingdomSettings  # noqa: E402
-from statusbridge.pingdom import PingdomClient  # noqa: E402
-from statusbridge.state import State  # noqa: E402
-from statusbridge.sync import SyncContext, sync_check  # noqa: E402
+from statusbridge.pingdom_cachet.cachet import CachetClient  # noqa: E402
+from statusbridge.pingdom_cachet.pingdom import PingdomClient  # noqa: E402
+from statusbridge.pingdom_cachet.state import StateFile  # noqa: E402
+from statusbridge.pingdom_cachet.sync import SyncContext, sync_check  # noqa: E402
 
 T0 = 1_699_920_000  # a whole day boundary
 DAY = 86400
@@ -96,14 +96,14 @@ async def bench(args: argparse.Namespace, urls: tuple[str, str, str, str]) -> di
     ]
     now = [float(T0 + DAY + 60)]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    with tempfile.TemporaryDirectory() as tmp, State(Path(tmp) / "bench.sqlite3") as state:
+    with tempfile.TemporaryDirectory() as tmp, StateFile(Path(tmp) / "bench.sqlite3") as state:
         async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as http:
             ctx = SyncContext(
                 pingdom=PingdomClient(
                     http, PingdomSettings(base_url=pingdom_url, token=pingdom_token)
                 ),
                 cachet=CachetClient(http, CachetSettings(base_url=cachet_url, token=cachet_token)),
-                state=state,
+                state_file=state,
                 clock=lambda: now[0],
                 semaphore=asyncio.Semaphore(args.concurrency),
             )

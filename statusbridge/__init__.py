@@ -1,3 +1,11 @@
 """statusbridge: Pingdom → Cachet and ECS → SignalFx monitoring bridge daemon."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # One source for the version: pyproject.toml, through the installed distribution.
+    __version__ = version("ecs-statusbridge")
+except PackageNotFoundError:  # a source tree run without being installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__"]

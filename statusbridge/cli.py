@@ -9,19 +9,21 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-from prometheus_client import CollectorRegistry
+import structlog
 
 from statusbridge import __version__
+from statusbridge.app import http_client, open_jobs
+from statusbridge.commands import backfill, check
 from statusbridge.config import Config, load_config
 from statusbridge.daemon import Daemon
 from statusbridge.exceptions import ConfigError, StatusBridgeError
-from statusbridge.jobs import open_jobs
 from statusbridge.logs import configure_logging
+from statusbridge.metrics import StatusBridgeMetrics
+
+log = structlog.get_logger(__name__)
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -91,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"statusbridge: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config.log_level, json=config.log_json)
+    configure_logging(config.log_level, config.log_format)
+    if config.log_json is not None:
+        log.warning("deprecated_setting", key="log_json", replacement="log_format")
     try:
         return asyncio.run(_dispatch(config, args))
     except StatusBridgeError as exc:
@@ -106,8 +110,6 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
         return await _run(config, dry_run=args.dry_run)
     if args.command == "once":
         return await _once(config, dry_run=args.dry_run)
-    from statusbridge.commands import backfill, check
-
     if args.command == "check":
         async with http_client() as http:
             return await check(config, http)
@@ -117,32 +119,23 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
         )
 
 
-@asynccontextmanager
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    """The one outbound HTTP client of the process; per-API timeouts are set per call."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-    headers = {"User-Agent": f"statusbridge/{__version__}"}
-    async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=headers) as client:
-        yield client
-
-
 async def _run(config: Config, *, dry_run: bool) -> int:
-    registry = CollectorRegistry()
+    metrics = StatusBridgeMetrics()
     async with (
         http_client() as http,
-        open_jobs(config, dry_run=dry_run, http_client=http, registry=registry) as jobs,
+        open_jobs(config, dry_run=dry_run, http_client=http, metrics=metrics) as jobs,
     ):
-        await Daemon(config, jobs, registry=registry).serve()
+        await Daemon(config, jobs, metrics=metrics).serve()
     return 0
 
 
 async def _once(config: Config, *, dry_run: bool) -> int:
-    registry = CollectorRegistry()
+    metrics = StatusBridgeMetrics()
     async with (
         http_client() as http,
-        open_jobs(config, dry_run=dry_run, http_client=http, registry=registry) as jobs,
+        open_jobs(config, dry_run=dry_run, http_client=http, metrics=metrics) as jobs,
     ):
-        daemon = Daemon(config, jobs, registry=registry)
+        daemon = Daemon(config, jobs, metrics=metrics)
         try:
             outcomes = await daemon.run_all_once()
         finally:

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 import httpx
 from tqdm import tqdm
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import Config
 from statusbridge.exceptions import StatusBridgeError
-from statusbridge.pingdom import PingdomClient
-from statusbridge.pingdom_job import open_sync_context
-from statusbridge.state import State
-from statusbridge.sync import check_info, sync_check
-from statusbridge.uptime import bucket_start
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.job import open_sync_context
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import StateFile
+from statusbridge.pingdom_cachet.sync import sync_check
+from statusbridge.pingdom_cachet.uptime import bucket_start, completed_bucket_end
 
 
 async def check(config: Config, http: httpx.AsyncClient) -> int:
@@ -70,7 +70,7 @@ async def _cachet(client: CachetClient, config: Config) -> str:
 
 
 async def _state(config: Config) -> str:
-    with State(config.state_path):
+    with StateFile(config.state_path):
         return str(config.state_path)
 
 
@@ -91,12 +91,12 @@ async def backfill(
         return 2
     item = matching[0]
     async with open_sync_context(config, dry_run=dry_run, http_client=http) as context:
-        info = await check_info(item, context)
+        info = await context.info.get(item)
         now = time.time()
         since = int(now - since_s)
         total = 0
         if info.bucket_s:
-            end = bucket_start(now - item.settle_s, info.bucket_s)
+            end = completed_bucket_end(now, info.bucket_s, item.settle_s)
             total = max(0, (end - bucket_start(since, info.bucket_s)) // info.bucket_s)
         with tqdm(total=total, unit="bucket", desc=f"check {check_id}") as bar:
 

@@ -1,20 +1,26 @@
-"""statusbridge configuration: a TOML file plus ``STATUSBRIDGE_<SECTION>__<KEY>`` variables.
+"""statusbridge configuration: defaults in plain sight, then a TOML file, then
+``STATUSBRIDGE_<SECTION>__<KEY>`` variables (the same precedence as ``ecs.config``).
 
 The value is built once in ``main()`` with :func:`load_config` and passed down. Every
 section except the top level is optional: no ``[[checks]]`` means no Pingdom → Cachet
 jobs, no ``[[ecs_targets]]`` means no forwarding job, no SignalFx token means the
-forwarder runs dry. Environment variables win over the file.
+forwarder runs dry. A bad value stops start-up with a message naming the key and its
+variable (see :func:`describe_validation_error`).
 """
 
 from __future__ import annotations
 
 import string
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from statusbridge.exceptions import ConfigError
 
@@ -173,8 +179,11 @@ class Config(BaseSettings):
     )
 
     state_path: Path = Path("statusbridge.sqlite3")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_json: bool = False
+    log_level: str = Field("info", pattern=r"^(?i:debug|info|warning|error|critical)$")
+    # auto: console lines on a terminal, JSON lines otherwise (as ECS's log_format).
+    log_format: str = Field("auto", pattern=r"^(auto|json|console)$")
+    # Deprecated: true means log_format = "json", false "console"; log_format wins.
+    log_json: bool | None = None
     # Pingdom → Cachet syncs running at the same time, across all checks.
     max_concurrent_syncs: int = Field(default=8, ge=1)
     pingdom: PingdomSettings | None = None
@@ -193,8 +202,15 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file arrives as init arguments; listing env first lets it win.
-        return env_settings, init_settings
+        # The TOML file (model_config["toml_file"], set by load_config) ranks below the
+        # environment, so one variable can override a deployed file.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @model_validator(mode="after")
+    def _apply_log_json(self) -> Config:
+        if self.log_json is not None and "log_format" not in self.model_fields_set:
+            object.__setattr__(self, "log_format", "json" if self.log_json else "console")
+        return self
 
     @model_validator(mode="after")
     def _check_sections(self) -> Config:
@@ -215,42 +231,66 @@ def _check_url(url: str) -> None:
 
 
 def load_config(path: Path | None) -> Config:
-    """Read the TOML file at ``path`` (None: environment only) and validate everything.
+    """Build the configuration from defaults, the TOML file at ``path`` (None: none) and
+    the environment, and validate everything.
 
     Raises :class:`ConfigError` whose message names the file and each bad key.
     """
-    data: dict[str, Any] = {}
-    source = "environment"
+    config_class: type[Config] = Config
     if path is not None:
-        source = str(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        if not path.is_file():
+            raise ConfigError(f"cannot read config file {path}: no such file")
+        config_class = type(
+            "FileConfig",
+            (Config,),
+            {"model_config": SettingsConfigDict(**{**Config.model_config, "toml_file": path})},
+        )
     try:
-        return Config(**data)
+        return config_class()
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, source)) from exc
+        raise ConfigError(describe_validation_error(exc, str(path or "environment"))) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except ValueError as exc:  # a TOML syntax error surfaces as ValueError
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:
-    """Turn pydantic's error into lines naming each bad key (secret values never shown)."""
-    lines = [f"invalid configuration ({source}):"]
+    """One entry per bad key, named as in the TOML file, with its STATUSBRIDGE_ variable.
+
+    ``key (env STATUSBRIDGE_SECTION__KEY): message``, as ``ecs.config`` words it; a key
+    inside a list (``checks[0].interval_s``) names the list's variable, which takes the
+    whole list as JSON. Values are shown, except those of secret keys.
+    """
+    entries = []
     for error in exc.errors():
-        key = _dotted(error["loc"]) or "(top level)"
+        loc = error["loc"]
+        key = _dotted(loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         shown = ""
-        is_secret = any(part in _SECRET_KEYS for part in error["loc"] if isinstance(part, str))
-        if "input" in error and not is_secret and not isinstance(error["input"], dict | list):
+        is_secret = any(part in _SECRET_KEYS for part in loc if isinstance(part, str))
+        # An unknown key may be a misspelt secret: its value is not shown either.
+        unknown = error["type"] == "extra_forbidden"
+        if (
+            "input" in error
+            and not (is_secret or unknown)
+            and not isinstance(error["input"], dict | list)
+        ):
             shown = f" (got {error['input']!r})"
-        lines.append(f"  {key}: {message}{shown}")
-    env_hint = "STATUSBRIDGE_<SECTION>__<KEY>"
-    lines.append(f"keys can come from the file or from {env_hint} environment variables")
-    return "\n".join(lines)
+        entries.append(f"{key} (env {env_variable(loc)}): {message}{shown}")
+    return f"invalid configuration ({source}): " + "; ".join(entries)
+
+
+def env_variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable that sets the key at ``loc`` (its list's, inside a list)."""
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            break
+        parts.append(part)
+    return "STATUSBRIDGE_" + "__".join(parts).upper() if parts else "STATUSBRIDGE_*"
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

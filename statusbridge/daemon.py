@@ -3,6 +3,12 @@
 The signal handler only sets ``should_exit``; a second signal sets ``force_exit``, which
 skips the grace period for running jobs. Shutdown stops the scheduler, waits for running
 jobs (up to ``grace_s``), cancels what is left and then calls every job's ``aclose()``.
+
+The daemon schedules anything that follows the :class:`Job` protocol: it runs each job
+every ``interval_s`` with ``max_instances=1`` and ``coalesce=True`` (a run never
+overlaps itself), records the last success for /health, and calls ``aclose()`` on every
+job during graceful shutdown (after running jobs finished or the grace period ran out).
+``statusbridge once`` runs every job once and then closes them the same way.
 """
 
 from __future__ import annotations
@@ -15,19 +21,41 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Protocol, runtime_checkable
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from statusbridge.config import Config
 from statusbridge.endpoint import Endpoint, HealthReport
-from statusbridge.jobs import Job
+from statusbridge.metrics import StatusBridgeMetrics
 
-log = structlog.get_logger("statusbridge.daemon")
+log = structlog.get_logger(__name__)
 
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@runtime_checkable
+class Job(Protocol):
+    """A periodic unit of work scheduled by the daemon."""
+
+    @property
+    def name(self) -> str:
+        """Unique job name, e.g. ``pingdom:123456`` or ``forwarding``; used in logs,
+        /health and /metrics labels."""
+        ...
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between the starts of two runs."""
+        ...
+
+    async def run_once(self) -> None:
+        """Do one cycle; raise to mark the run as failed."""
+
+    async def aclose(self) -> None:
+        """Release resources at shutdown (flush and stop clients); called once."""
 
 
 @dataclass
@@ -38,29 +66,6 @@ class JobHealth:
     last_error: str | None = None
 
 
-class _DaemonMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.runs = Counter(
-            "statusbridge_job_runs",
-            "Job runs by outcome.",
-            ["job", "outcome"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "statusbridge_job_duration_seconds",
-            "Wall time of one job run.",
-            ["job"],
-            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-            registry=registry,
-        )
-        self.last_success = Gauge(
-            "statusbridge_job_last_success_timestamp_seconds",
-            "Unix time of the job's last successful run.",
-            ["job"],
-            registry=registry,
-        )
-
-
 class Daemon:
     """Schedules ``jobs`` and serves /health and /metrics until told to stop."""
 
@@ -69,14 +74,14 @@ class Daemon:
         config: Config,
         jobs: Sequence[Job],
         *,
-        registry: CollectorRegistry | None = None,
+        metrics: StatusBridgeMetrics | None = None,
         grace_s: float = 30.0,
         tick_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.jobs = list(jobs)
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = metrics if metrics is not None else StatusBridgeMetrics()
         self.grace_s = grace_s
         self.tick_s = tick_s
         self.should_exit = False
@@ -84,7 +89,6 @@ class Daemon:
         self._clock = clock
         self._started_at = clock()
         self._health = {job.name: JobHealth() for job in self.jobs}
-        self._metrics = _DaemonMetrics(self.registry)
         self._running: set[asyncio.Task[object]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self.endpoint: Endpoint | None = None
@@ -108,9 +112,7 @@ class Daemon:
         self._started_at = self._clock()
         http = self.config.http
         if http.enabled:
-            self.endpoint = Endpoint(
-                http.host, http.port, registry=self.registry, health=self.health
-            )
+            self.endpoint = Endpoint(http.host, http.port, metrics=self.metrics, health=self.health)
             await self.endpoint.start()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         for job in self.jobs:
@@ -184,18 +186,17 @@ class Daemon:
         try:
             await job.run_once()
         except asyncio.CancelledError:
+            self.metrics.job_cancelled(job.name, self._clock() - started)
             raise
         except Exception as exc:
             self._health[job.name].last_error = str(exc) or type(exc).__name__
-            self._metrics.runs.labels(job.name, "failure").inc()
+            self.metrics.job_failed(job.name, self._clock() - started)
             log.error("job_failed", job=job.name, error=str(exc), error_type=type(exc).__name__)
             return exc
-        finally:
-            self._metrics.duration.labels(job.name).observe(self._clock() - started)
+        seconds = self._clock() - started
         self._health[job.name] = JobHealth(last_success=self._clock(), last_error=None)
-        self._metrics.runs.labels(job.name, "success").inc()
-        self._metrics.last_success.labels(job.name).set(time.time())
-        log.debug("job_succeeded", job=job.name, duration_s=round(self._clock() - started, 3))
+        self.metrics.job_succeeded(job.name, seconds)
+        log.debug("job_succeeded", job=job.name, duration_s=round(seconds, 3))
         return None
 
     async def run_all_once(self) -> dict[str, BaseException | None]:
@@ -224,22 +225,21 @@ class Daemon:
     # -- health -----------------------------------------------------------------------
 
     def health(self) -> HealthReport:
-        """Healthy when every job succeeded recently (3 intervals, at least 60 s)."""
+        """Green when every job succeeded recently (3 intervals, at least 60 s)."""
         now = self._clock()
-        healthy = True
+        green = True
         jobs: dict[str, object] = {}
         for job in self.jobs:
             state = self._health[job.name]
-            reference = state.last_success if state.last_success is not None else None
-            age = None if reference is None else now - reference
+            age = None if state.last_success is None else now - state.last_success
             allowed = max(3 * job.interval_s, 60.0)
             waited = age if age is not None else now - self._started_at
             fresh = waited <= allowed
-            healthy = healthy and fresh
+            green = green and fresh
             jobs[job.name] = {
-                "healthy": fresh,
+                "status": "green" if fresh else "red",
                 "last_success_age_s": None if age is None else round(age, 3),
                 "last_error": state.last_error,
                 "interval_s": job.interval_s,
             }
-        return healthy, {"jobs": jobs}
+        return HealthReport(green, {"jobs": jobs})

@@ -9,31 +9,44 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-log = structlog.get_logger("statusbridge.endpoint")
+from statusbridge.metrics import StatusBridgeMetrics
 
-HealthReport = tuple[bool, dict[str, object]]
+log = structlog.get_logger(__name__)
+
 _MAX_REQUEST_BYTES = 8192
 
 
+@dataclass(frozen=True)
+class HealthReport:
+    """Overall status and what it is made of, as ``ecs.health.HealthReport``."""
+
+    green: bool
+    details: dict[str, object]
+
+    def body(self) -> dict[str, object]:
+        """The JSON document ECS's health endpoint answers too: status and details."""
+        return {"status": "green" if self.green else "red", "details": self.details}
+
+
 class Endpoint:
-    """Serves ``GET /health`` (200 healthy, 503 not) and ``GET /metrics``."""
+    """Serves ``GET /health`` (200 green, 503 red) and ``GET /metrics``."""
 
     def __init__(
         self,
         host: str,
         port: int,
         *,
-        registry: CollectorRegistry,
+        metrics: StatusBridgeMetrics,
         health: Callable[[], HealthReport],
     ) -> None:
         self._host = host
         self._port = port
-        self._registry = registry
+        self._metrics = metrics
         self._health = health
         self._server: asyncio.Server | None = None
 
@@ -85,10 +98,9 @@ class Endpoint:
         if method != b"GET":
             return HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"method not allowed\n"
         if target == b"/metrics":
-            return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            return HTTPStatus.OK, self._metrics.content_type, self._metrics.exposition()
         if target == b"/health":
-            healthy, details = self._health()
-            status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-            body = json.dumps({"status": "ok" if healthy else "failing", **details}).encode()
-            return status, "application/json", body + b"\n"
+            report = self._health()
+            status = HTTPStatus.OK if report.green else HTTPStatus.SERVICE_UNAVAILABLE
+            return status, "application/json", json.dumps(report.body()).encode() + b"\n"
         return HTTPStatus.NOT_FOUND, "text/plain", b"not found\n"

@@ -1,17 +1,24 @@
-"""The statusbridge exception tree.
+"""statusbridge's one exception tree.
 
 Every error statusbridge raises on purpose derives from one base::
 
     StatusBridgeError
-    ├── ConfigError          bad or unreadable configuration (start-up stops)
-    ├── StateError           the SQLite state file is unreadable or corrupt
-    └── ApiError             an outside API refused or could not be reached
-        ├── PingdomError
-        │   └── RateLimited  Pingdom's request quota is spent for longer than we wait
-        └── CachetError
+    ├── ConfigError              bad or unreadable configuration (start-up stops)
+    ├── StateError               the SQLite state file is unreadable or corrupt
+    ├── ApiError                 an outside HTTP API refused or could not be reached
+    │   ├── PingdomError
+    │   │   └── QuotaExhausted   Pingdom's request quota is spent for longer than we wait
+    │   ├── CachetError
+    │   └── EcsScrapeError       an ECS node's /metrics
+    ├── ForwardingError          no ECS target could be scraped in a forwarding run
+    ├── InvalidExpositionError   a scraped body is not Prometheus text
+    └── InvalidDatapointError    a datapoint SignalFx would reject or its client choke on
 
-Foreign errors (httpx, sqlite3, pydantic) are translated into these at one seam per
-module and chained with ``raise ... from exc``.
+Constructors take the message first and their context as keywords (``status``,
+``reset_after_s``, ``metric``). Foreign errors (httpx, sqlite3, pydantic) are translated
+into these at one seam per module and chained with ``raise ... from exc``. (The private
+``_ServerError`` of :mod:`statusbridge.pingdom_cachet.retries` only carries a 5xx answer
+to stamina and never leaves that module.)
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from __future__ import annotations
 
 class StatusBridgeError(Exception):
     """Base class of every statusbridge error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class ConfigError(StatusBridgeError):
@@ -37,11 +48,10 @@ class ApiError(StatusBridgeError):
 
     service = "API"
 
-    def __init__(self, status: int | None, message: str) -> None:
-        self.status = status
-        self.message = message
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         where = f"HTTP {status}" if status is not None else "no answer"
         super().__init__(f"{self.service}: {where}: {message}")
+        self.status = status
 
 
 class PingdomError(ApiError):
@@ -50,15 +60,38 @@ class PingdomError(ApiError):
     service = "Pingdom"
 
 
-class RateLimited(PingdomError):
-    """Pingdom's request quota is exhausted until ``reset_after_s`` seconds from now."""
+class QuotaExhausted(PingdomError):
+    """Pingdom's request quota is spent until ``reset_after_s`` seconds from now."""
 
-    def __init__(self, reset_after_s: float, message: str = "request limit exceeded") -> None:
+    def __init__(self, message: str = "request quota spent", *, reset_after_s: float) -> None:
+        super().__init__(f"{message}; resets in {reset_after_s:.0f} s", status=429)
         self.reset_after_s = reset_after_s
-        super().__init__(429, f"{message}; resets in {reset_after_s:.0f} s")
 
 
 class CachetError(ApiError):
     """Cachet answered with an error or could not be reached."""
 
     service = "Cachet"
+
+
+class EcsScrapeError(ApiError):
+    """An ECS node's /metrics answered with an error or could not be reached."""
+
+    service = "ECS"
+
+
+class ForwardingError(StatusBridgeError):
+    """No configured ECS target could be scraped in this run."""
+
+
+class InvalidExpositionError(StatusBridgeError):
+    """The scraped text is not a Prometheus text exposition."""
+
+
+class InvalidDatapointError(StatusBridgeError):
+    """A datapoint SignalFx would reject or the client would choke on."""
+
+    def __init__(self, reason: str, *, metric: object) -> None:
+        super().__init__(f"invalid datapoint {metric!r}: {reason}")
+        self.metric = metric
+        self.reason = reason

@@ -16,16 +16,15 @@ from typing import Any
 import httpx
 import pytest
 import stamina
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import CachetSettings, CheckSettings, Config, PingdomSettings
 from statusbridge.daemon import Daemon
-from statusbridge.pingdom import PingdomClient
-from statusbridge.pingdom_job import PingdomSyncJob
-from statusbridge.state import State
-from statusbridge.sync import SyncContext
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.job import PingdomSyncJob
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import StateFile
+from statusbridge.pingdom_cachet.sync import SyncContext
 from tests.integration.ecs_process import free_port
 from tests.statusbridge.fake_cachet import FakeCachet, Request, Response
 from tests.statusbridge.fake_ecs import MetricsServer
@@ -275,14 +274,14 @@ async def test_broken_answers_fail_the_run_and_the_next_one_heals(
     cachet_settings = CachetSettings(base_url=cachet.base_url, token=cachet.token, timeout_s=0.5)
     state_path = tmp_path / "state.sqlite3"
     async with httpx.AsyncClient(transport=transport) as http:
-        with State(state_path) as state, stamina.set_testing(True, attempts=2):
+        with StateFile(state_path) as state, stamina.set_testing(True, attempts=2):
             context = SyncContext(
                 pingdom=PingdomClient(http, pingdom_settings),
                 cachet=CachetClient(http, cachet_settings),
-                state=state,
+                state_file=state,
             )
             job = PingdomSyncJob(check, context)
-            daemon = Daemon(Config(), [job], registry=CollectorRegistry())
+            daemon = Daemon(Config(), [job])
             with capture_logs() as logs:
                 error = await daemon.run_job(job)
             assert error is not None

@@ -34,14 +34,14 @@ def _no_retry_waits() -> Iterator[None]:
 def pingdom_fake() -> Iterator[FakePingdom]:
     """A fake Pingdom 3.1 API on 127.0.0.1."""
     with FakePingdom() as fake:
-        yield fake  # type: ignore[misc]
+        yield fake
 
 
 @pytest.fixture
 def cachet_fake() -> Iterator[FakeCachet]:
     """A fake Cachet 2.4 API on 127.0.0.1."""
     with FakeCachet() as fake:
-        yield fake  # type: ignore[misc]
+        yield fake
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from fake_server import FakeServer, Request, Response
+from tests.statusbridge.fake_server import FakeServer, Request, Response
 
 SERVER_ZONE = timezone(timedelta(hours=2))
 

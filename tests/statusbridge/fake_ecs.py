@@ -3,21 +3,18 @@
 :class:`EcsMetrics` is ECS's own ``ecs.metrics.EcsMetrics`` (same registry, names,
 labels and buckets as a real node) with a helper to fill it like a busy node, and
 :class:`MetricsServer` serves that registry's text exposition from a real HTTP server on
-127.0.0.1. Replacing ``server.metrics`` with a fresh :class:`EcsMetrics` simulates a
-restarted ECS (every counter back at zero).
+127.0.0.1 (a :class:`FakeServer` answering raw bytes). Replacing ``server.metrics`` with
+a fresh :class:`EcsMetrics` simulates a restarted ECS (every counter back at zero).
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ecs.metrics import EcsMetrics as RealEcsMetrics
+from tests.statusbridge.fake_server import FakeServer, Request, Response
 
 ROUTES = ("/v1.1/tasks", "/v1.1/_noop", "/v1.1/_version", "/v1.1/_health", "/metrics", "/docs")
 STAGES = ("pull", "create", "start", "run", "logs", "delete")
@@ -53,69 +50,34 @@ class EcsMetrics(RealEcsMetrics):
         self.reaped.inc(4)
 
 
-class MetricsServer:
+class MetricsServer(FakeServer):
     """Serves ``metrics.text()`` at ``GET /metrics`` on 127.0.0.1 (threaded).
 
-    ``requests`` lists the ``Accept`` header of every scrape.
+    ``accept_headers`` lists the ``Accept`` header of every scrape.
     """
 
     def __init__(self, metrics: EcsMetrics | None = None) -> None:
         self.metrics = metrics if metrics is not None else EcsMetrics()
-        self.accept_headers: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            # A short poll interval keeps shutdown() (and test teardown) quick.
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-ecs",
-            daemon=True,
-        )
+        super().__init__()
 
     @property
     def url(self) -> str:
         """The ``/metrics`` URL of this server."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/metrics"
+        return f"{super().url}/metrics"
 
     @property
     def node(self) -> str:
         """The ``host:port`` the forwarder derives the ``node`` dimension from."""
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
+        return super().url.removeprefix("http://")
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    @property
+    def accept_headers(self) -> list[str]:
+        """The ``Accept`` header of every request so far."""
+        with self.lock:
+            return [request.headers.get("accept", "") for request in self.requests]
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.accept_headers.append(self.headers.get("Accept", ""))
-                if self.path != "/metrics":
-                    self.send_error(404)
-                    return
-                body = server.metrics.exposition()
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                # Keep test output quiet.
-                return
-
-        return Handler
-
-    def __enter__(self) -> MetricsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+    def handle(self, request: Request) -> Response:
+        """The exposition at ``/metrics``, a 404 elsewhere."""
+        if request.path != "/metrics":
+            return Response(404, b"not found\n", content_type="text/plain")
+        return Response(200, self.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

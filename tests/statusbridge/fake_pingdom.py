@@ -13,7 +13,7 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
-from fake_server import FakeServer, Request, Response
+from tests.statusbridge.fake_server import FakeServer, Request, Response
 
 
 def error(status: int, desc: str, message: str) -> Response:
@@ -23,7 +23,7 @@ def error(status: int, desc: str, message: str) -> Response:
 
 
 class FakePingdom(FakeServer):
-    """Checks, raw results and summaries for tests; quotas and failures are settable."""
+    """Checks and raw results for tests; quotas and failures are settable."""
 
     def __init__(self, *, token: str = "pd-token", api_version: str = "3.1") -> None:  # noqa: S107 - a fixture token
         super().__init__()
@@ -117,8 +117,6 @@ class FakePingdom(FakeServer):
                 return Response(200, {"check": self.checks[check_id]})
             if parts[0] == "results":
                 return self._results(check_id, request.query)
-            if parts[0] == "summary.average":
-                return self._summary(check_id, request.query)
         return error(404, "Not Found", f"no such resource {path}")
 
     def _results(self, check_id: int, query: dict[str, str]) -> Response:
@@ -132,18 +130,3 @@ class FakePingdom(FakeServer):
         matching.sort(key=lambda r: r.get("time", 0), reverse=True)
         page = matching[offset : offset + limit]
         return Response(200, {"activeprobes": [1, 2, 3], "results": page})
-
-    def _summary(self, check_id: int, query: dict[str, str]) -> Response:
-        return Response(
-            200,
-            {
-                "summary": {
-                    "responsetime": {
-                        "from": query.get("from"),
-                        "to": query.get("to"),
-                        "avgresponse": 250,
-                    },
-                    "status": {"totalup": 3500, "totaldown": 100, "totalunknown": 0},
-                }
-            },
-        )

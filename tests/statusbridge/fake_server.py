@@ -1,7 +1,10 @@
-"""Plumbing shared by the Pingdom and Cachet fakes: a JSON HTTP server in a thread.
+"""Plumbing shared by every statusbridge fake: an HTTP server in a thread.
 
-Each fake subclasses :class:`FakeServer` and implements ``handle``; the server binds to
-127.0.0.1 on a free port and answers until ``close()`` (or the ``with`` block ends).
+Each fake (Pingdom, Cachet, an ECS node's /metrics, SignalFx ingest) subclasses
+:class:`FakeServer` and implements ``handle``; the server binds to 127.0.0.1 on a free
+port and answers until ``close()`` (or the ``with`` block ends). A :class:`Response`
+body is sent as JSON, or as the raw bytes it is with its ``content_type``; a
+:class:`Request` carries both its raw body and, when it is JSON, the parsed one.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -24,22 +27,35 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 @dataclass
 class Response:
-    """What a fake answers."""
+    """What a fake answers: ``bytes`` go out as they are, anything else as JSON."""
 
     status: int
     body: Any = None
     headers: dict[str, str] | None = None
+    content_type: str | None = None
+
+
+def _payload(response: Response) -> tuple[bytes, str | None]:
+    if response.body is None:
+        return b"", response.content_type
+    if isinstance(response.body, bytes):
+        return response.body, response.content_type or "application/octet-stream"
+    return json.dumps(response.body).encode(), response.content_type or "application/json"
 
 
 class FakeServer:
-    """A threaded HTTP server on 127.0.0.1 that routes every request to ``handle``."""
+    """A threaded HTTP server on 127.0.0.1 that routes every request to ``handle``.
+
+    ``lock`` (a condition) is held while ``handle`` runs; ``requests`` lists every request.
+    """
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        self.lock = threading.Condition(threading.RLock())
         self.requests: list[Request] = []
         fake = self
 
@@ -62,16 +78,17 @@ class FakeServer:
                     {k: v[-1] for k, v in parse_qs(parts.query).items()},
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
+                    raw,
                 )
                 with fake.lock:
                     fake.requests.append(request)
                     response = fake.handle(request)
-                payload = b"" if response.body is None else json.dumps(response.body).encode()
+                payload, content_type = _payload(response)
                 self.send_response(response.status)
                 for name, value in (response.headers or {}).items():
                     self.send_header(name, value)
-                if payload:
-                    self.send_header("Content-Type", "application/json")
+                if content_type is not None:
+                    self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -84,7 +101,11 @@ class FakeServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            # A short poll interval keeps shutdown() (and test teardown) quick.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=type(self).__name__,
+            daemon=True,
         )
         self._thread.start()
 
@@ -104,7 +125,7 @@ class FakeServer:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

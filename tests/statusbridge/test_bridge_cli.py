@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import structlog
 from fake_cachet import FakeCachet
 from fake_pingdom import FakePingdom
 
+from statusbridge import __version__
 from statusbridge.cli import main, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +191,12 @@ def test_run_with_the_local_config_stays_up_until_sigterm(tmp_path: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--version` prints the version pyproject.toml gives the installed distribution."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"statusbridge {version('ecs-statusbridge')}\n"
+    assert __version__ == version("ecs-statusbridge")

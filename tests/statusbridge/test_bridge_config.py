@@ -59,16 +59,17 @@ def test_defaults_of_a_minimal_config(tmp_path: Path) -> None:
 
 
 def test_bad_value_names_the_key(tmp_path: Path) -> None:
-    """A bad value in a [[checks]] entry is reported with its full key."""
+    """A bad value in a [[checks]] entry is reported with its full key, variable and file."""
     message = error_for(tmp_path, MINIMAL + "interval_s = -5\n")
-    assert "checks[0].interval_s" in message
+    assert "checks[0].interval_s (env STATUSBRIDGE_CHECKS): Input should be" in message
+    assert "(got -5)" in message
     assert str(tmp_path) in message
 
 
 def test_unknown_key_is_an_error(tmp_path: Path) -> None:
-    """A misspelt key stops start-up instead of being ignored."""
+    """A misspelt key stops start-up instead of being ignored, its value not shown."""
     message = error_for(tmp_path, MINIMAL.replace('token = "pd"', 'tokn = "pd"'))
-    assert "pingdom.tokn: unknown key" in message
+    assert message.endswith("pingdom.tokn (env STATUSBRIDGE_PINGDOM__TOKN): unknown key")
 
 
 def test_secrets_are_never_echoed(tmp_path: Path) -> None:
@@ -121,7 +122,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
 def test_bad_environment_value_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad value from the environment is reported with its key."""
     monkeypatch.setenv("STATUSBRIDGE_HTTP__PORT", "not-a-port")
-    with pytest.raises(ConfigError, match=r"http\.port"):
+    with pytest.raises(ConfigError, match=r"http\.port \(env STATUSBRIDGE_HTTP__PORT\)"):
         load_config(None)
 
 
@@ -129,3 +130,30 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A config path that does not exist is reported, not a traceback."""
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_file_values_beat_defaults_and_lose_to_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defaults, then the file, then STATUSBRIDGE_* variables: the precedence of ECS."""
+    path = write(tmp_path, 'log_level = "warning"\nlog_format = "console"\n')
+    assert (load_config(None).log_level, load_config(None).log_format) == ("info", "auto")
+    config = load_config(path)
+    assert (config.log_level, config.log_format) == ("warning", "console")
+    monkeypatch.setenv("STATUSBRIDGE_LOG_FORMAT", "json")
+    assert load_config(path).log_format == "json"
+
+
+def test_log_settings_are_checked(tmp_path: Path) -> None:
+    """log_level and log_format take the values ECS's do, and nothing else."""
+    assert load_config(write(tmp_path, 'log_level = "CRITICAL"\n')).log_level == "CRITICAL"
+    message = error_for(tmp_path, 'log_format = "xml"\n')
+    assert "log_format (env STATUSBRIDGE_LOG_FORMAT): String should match" in message
+
+
+def test_log_json_is_a_deprecated_spelling_of_log_format(tmp_path: Path) -> None:
+    """log_json = true/false still selects JSON/console lines, unless log_format is set."""
+    assert load_config(write(tmp_path, "log_json = true\n")).log_format == "json"
+    assert load_config(write(tmp_path, "log_json = false\n")).log_format == "console"
+    both = write(tmp_path, 'log_json = true\nlog_format = "console"\n')
+    assert load_config(both).log_format == "console"

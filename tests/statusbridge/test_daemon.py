@@ -8,8 +8,9 @@ import signal
 import httpx
 
 from statusbridge.config import Config, HttpSettings
-from statusbridge.daemon import Daemon
-from statusbridge.jobs import Job
+from statusbridge.daemon import Daemon, Job
+from statusbridge.endpoint import Endpoint, HealthReport
+from statusbridge.metrics import StatusBridgeMetrics
 
 
 class RecordingJob:
@@ -77,12 +78,13 @@ async def test_serve_runs_jobs_serves_health_and_closes_jobs() -> None:
     async with httpx.AsyncClient(trust_env=False) as http:
         for _ in range(100):
             health = await http.get(f"{base}/health")
-            if health.json()["jobs"]["recording"]["last_success_age_s"] is not None:
+            if health.json()["details"]["jobs"]["recording"]["last_success_age_s"] is not None:
                 break
             await asyncio.sleep(0.01)
         metrics = await http.get(f"{base}/metrics")
         missing = await http.get(f"{base}/nope")
     assert health.status_code == 200
+    assert health.json()["status"] == "green"
     assert 'statusbridge_job_runs_total{job="recording",outcome="success"} 1.0' in metrics.text
     assert missing.status_code == 404
     scheduled = daemon._scheduler.get_job("recording") if daemon._scheduler else None
@@ -106,21 +108,21 @@ async def test_forced_exit_cancels_a_running_job() -> None:
     assert job.closed
 
 
-async def test_health_turns_503_when_a_job_stops_succeeding() -> None:
-    """A failing job is healthy during its first intervals, then reported unhealthy."""
+async def test_health_turns_red_when_a_job_stops_succeeding() -> None:
+    """A failing job is green during its first intervals, then reported red."""
     now = [1000.0]
     job = RecordingJob(fail=True)
     daemon = Daemon(config(), [job], clock=lambda: now[0])
     error = await daemon.run_job(job)
     assert isinstance(error, RuntimeError)
-    healthy, details = daemon.health()
-    assert healthy
+    assert daemon.health().green
     now[0] += 3 * job.interval_s + 1
-    healthy, details = daemon.health()
-    assert not healthy
-    assert details["jobs"] == {
+    report = daemon.health()
+    assert not report.green
+    assert report.body()["status"] == "red"
+    assert report.details["jobs"] == {
         "recording": {
-            "healthy": False,
+            "status": "red",
             "last_success_age_s": None,
             "last_error": "boom",
             "interval_s": 3600.0,
@@ -138,3 +140,17 @@ async def test_run_all_once_reports_each_job_and_close_survives_failures() -> No
     await daemon.close_jobs()
     assert good.closed
     assert bad.closed
+
+
+async def test_red_health_is_a_503_in_ecs_shape() -> None:
+    """/health answers ECS's {"status", "details"} document, with 503 when red."""
+    report = HealthReport(False, {"jobs": {"x": {"status": "red"}}})
+    endpoint = Endpoint("127.0.0.1", 0, metrics=StatusBridgeMetrics(), health=lambda: report)
+    await endpoint.start()
+    try:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            answer = await http.get(f"http://127.0.0.1:{endpoint.port}/health")
+    finally:
+        await endpoint.stop()
+    assert answer.status_code == 503
+    assert answer.json() == {"status": "red", "details": {"jobs": {"x": {"status": "red"}}}}

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from statusbridge.status import ComponentStatus, StatusState, advance
-from statusbridge.uptime import Result
+from statusbridge.pingdom_cachet.status import ComponentStatus, Hysteresis, advance
+from statusbridge.pingdom_cachet.uptime import Result
 
 OK = ComponentStatus.OPERATIONAL
 SLOW = ComponentStatus.PERFORMANCE_ISSUES
 DOWN = ComponentStatus.MAJOR_OUTAGE
 
 
-def run(statuses: list[str], state: StatusState | None = None, **kw: int) -> StatusState:
+def run(statuses: list[str], state: Hysteresis | None = None, **kw: int) -> Hysteresis:
     start = (state.cursor if state else 0) + 60
     results = [Result(start + 60 * i, s, 1) for i, s in enumerate(statuses)]
     return advance(
-        state or StatusState(), results, down_after=kw.get("down", 2), up_after=kw.get("up", 2)
+        state or Hysteresis(), results, down_after=kw.get("down", 2), up_after=kw.get("up", 2)
     )
 
 

@@ -16,17 +16,17 @@ from fake_ingest import FakeIngest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from statusbridge.signalfx import (
+from statusbridge.exceptions import InvalidDatapointError
+from statusbridge.forwarding.signalfx import (
     Datapoint,
     DryRunSink,
-    InvalidDatapointError,
     MetricType,
     SignalFxSink,
     validate,
 )
 
 T0 = 1_700_000_000_000
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_invalid_datapoints_are_dropped_counted_and_logged(ingest: FakeIngest) -
     assert handed == 1
     assert (sink.handed_over, sink.rejected) == (1, 2)
     assert [dp.dimensions for dp in ingest.datapoints] == [{"node": "n1"}]
-    rejected = [entry for entry in logs if entry["event"] == "signalfx.datapoint_rejected"]
+    rejected = [entry for entry in logs if entry["event"] == "signalfx_datapoint_rejected"]
     assert len(rejected) == 2
     assert rejected[0]["log_level"] == "warning"
 
@@ -162,7 +162,7 @@ def test_cycle_log_reports_client_error_counters() -> None:
     with capture_logs() as logs:
         sink.send([gauge(1.0)])
         sink.send([gauge(2.0)])
-    cycles = [entry for entry in logs if entry["event"] == "signalfx.cycle"]
+    cycles = [entry for entry in logs if entry["event"] == "signalfx_cycle"]
     assert [c["client_errors"] for c in cycles] == [{"ConnectionError": 2}, {}]
     assert [c["log_level"] for c in cycles] == ["warning", "info"]
     assert sink.client_errors == 2
@@ -199,7 +199,7 @@ def test_close_flushes_and_is_idempotent(ingest: FakeIngest) -> None:
     sink.close()
     assert len(ingest.datapoints) == 650
     # The client posts at most 300 datapoints per request.
-    assert max(request.datapoint_count for request in ingest.requests) <= 300
+    assert max(ingest.batches) <= 300
 
 
 def test_dry_run_prints_json_lines() -> None:
@@ -236,7 +236,7 @@ def test_dry_run_prints_json_lines() -> None:
 def test_import_and_client_construction_are_warning_free() -> None:
     """Importing the wrapper and building the protobuf client raise no warning under -W error."""
     code = (
-        "from statusbridge.signalfx import SignalFxSink\n"
+        "from statusbridge.forwarding.signalfx import SignalFxSink\n"
         "sink = SignalFxSink(token='t', ingest_endpoint='http://127.0.0.1:9')\n"
         "print(type(sink._client).__name__)\n"
     )

@@ -6,20 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
-from prometheus_client import CollectorRegistry
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import CheckSettings, Config
-from statusbridge.metrics import SyncMetrics
-from statusbridge.pingdom import PingdomClient
-from statusbridge.state import State
-from statusbridge.sync import SyncContext, sync_check
-
-if TYPE_CHECKING:
-    from statusbridge.jobs import Job
+from statusbridge.metrics import StatusBridgeMetrics
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import StateFile
+from statusbridge.pingdom_cachet.sync import SyncContext, sync_check
 
 
 @dataclass
@@ -44,7 +39,7 @@ class PingdomSyncJob:
         await sync_check(self.check, self.context)
 
     async def aclose(self) -> None:
-        """Nothing of its own to close: clients and state belong to the job set."""
+        """Nothing of its own to close: clients and the state file belong to the job set."""
 
 
 @asynccontextmanager
@@ -53,20 +48,20 @@ async def open_sync_context(
     *,
     dry_run: bool,
     http_client: httpx.AsyncClient,
-    registry: CollectorRegistry | None = None,
+    metrics: StatusBridgeMetrics | None = None,
 ) -> AsyncIterator[SyncContext]:
-    """Clients and the state file for Pingdom → Cachet work; the state closes on exit."""
+    """Clients and the state file for Pingdom → Cachet work; the state file closes on exit."""
     assert config.pingdom is not None
     assert config.cachet is not None
-    with State(config.state_path) as state:
+    with StateFile(config.state_path) as state_file:
         yield SyncContext(
             pingdom=PingdomClient(http_client, config.pingdom),
             cachet=CachetClient(http_client, config.cachet),
-            state=state,
+            state_file=state_file,
             dry_run=dry_run,
             retention_s=config.pingdom.retention_days * 86400,
             semaphore=asyncio.Semaphore(config.max_concurrent_syncs),
-            metrics=SyncMetrics(registry) if registry is not None else None,
+            metrics=metrics if metrics is not None else StatusBridgeMetrics(),
         )
 
 
@@ -76,13 +71,13 @@ async def open_pingdom_jobs(
     *,
     dry_run: bool,
     http_client: httpx.AsyncClient,
-    registry: CollectorRegistry,
-) -> AsyncIterator[list[Job]]:
+    metrics: StatusBridgeMetrics,
+) -> AsyncIterator[list[PingdomSyncJob]]:
     """Yield one job per ``[[checks]]`` entry (none, and no state file, without checks)."""
     if not config.checks:
         yield []
         return
     async with open_sync_context(
-        config, dry_run=dry_run, http_client=http_client, registry=registry
+        config, dry_run=dry_run, http_client=http_client, metrics=metrics
     ) as context:
         yield [PingdomSyncJob(check, context) for check in config.checks]

@@ -6,9 +6,9 @@ import httpx
 import pytest
 from fake_cachet import FakeCachet
 
-from statusbridge.cachet import INCIDENT_FIXED, CachetClient
 from statusbridge.config import CachetSettings
 from statusbridge.exceptions import CachetError
+from statusbridge.pingdom_cachet.cachet import INCIDENT_FIXED, CachetClient
 
 T0 = 1_700_000_040
 

@@ -1,8 +1,9 @@
 """Pingdom's request quotas, read from ``Req-Limit-Short`` / ``Req-Limit-Long``.
 
-Each response says ``Remaining: N Time until reset: S``. Requests are spread out once
-fewer than ``reserve`` remain, paused until the reset at 0, and a reset further away
-than ``max_wait_s`` is raised as :class:`RateLimited` instead of slept through.
+Each response says ``Remaining: N Time until reset: S``. :class:`QuotaPacer` spreads
+requests out once fewer than ``reserve`` remain, pauses until the reset at 0, and
+raises :class:`~statusbridge.exceptions.QuotaExhausted` for a reset further away than
+``max_wait_s`` instead of sleeping through it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from statusbridge.exceptions import RateLimited
+from statusbridge.exceptions import QuotaExhausted
 
-log = structlog.get_logger("statusbridge.ratelimit")
+log = structlog.get_logger(__name__)
 
 HEADERS = ("Req-Limit-Short", "Req-Limit-Long")
 _PATTERN = re.compile(r"Remaining:\s*(\d+)\s*Time until reset:\s*(\d+)", re.IGNORECASE)
@@ -44,7 +45,7 @@ def parse_quota(value: str | None, seen_at: float) -> Quota | None:
     return Quota(int(match.group(1)), float(match.group(2)), seen_at)
 
 
-class RateLimiter:
+class QuotaPacer:
     """Paces requests so that Pingdom's quotas are not run down to zero."""
 
     def __init__(
@@ -94,7 +95,7 @@ class RateLimiter:
         exhausted = [q for q in self.quotas.values() if q.remaining <= 0]
         waits = [self._until_reset(q) for q in exhausted or self.quotas.values()]
         wait = max(waits) if waits else _DEFAULT_429_WAIT_S
-        await self._wait(max(wait, 1.0), "rate_limited")
+        await self._wait(max(wait, 1.0), "http_429")
         # Those windows have reset; the next response reports the fresh quota.
         for name in [name for name, quota in self.quotas.items() if quota.remaining <= 0]:
             del self.quotas[name]
@@ -103,6 +104,6 @@ class RateLimiter:
         if wait <= 0:
             return
         if wait > self._max_wait_s:
-            raise RateLimited(wait)
+            raise QuotaExhausted(reset_after_s=wait)
         log.warning("pingdom_pacing", reason=reason, wait_s=round(wait, 1))
         await self._sleep(wait)

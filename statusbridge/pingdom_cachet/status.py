@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from statusbridge.uptime import Result, normalise
+from statusbridge.pingdom_cachet.uptime import Result, normalise
 
 
 class ComponentStatus(IntEnum):
@@ -25,8 +25,8 @@ class ComponentStatus(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class StatusState:
-    """Hysteresis memory kept between polls."""
+class Hysteresis:
+    """The component status and the streaks that decide when it changes, kept between polls."""
 
     status: ComponentStatus | None = None
     down_streak: int = 0
@@ -38,18 +38,18 @@ class StatusState:
 
 
 def advance(
-    state: StatusState, results: Iterable[Result], *, down_after: int, up_after: int
-) -> StatusState:
-    """Apply the results newer than ``state.cursor``, oldest first."""
+    memory: Hysteresis, results: Iterable[Result], *, down_after: int, up_after: int
+) -> Hysteresis:
+    """Apply the results newer than ``memory.cursor``, oldest first."""
     for result in normalise(results):
-        if result.time <= state.cursor:
+        if result.time <= memory.cursor:
             continue
-        state = _apply(state, result, down_after=down_after, up_after=up_after)
-    return state
+        memory = _apply(memory, result, down_after=down_after, up_after=up_after)
+    return memory
 
 
-def _apply(state: StatusState, result: Result, *, down_after: int, up_after: int) -> StatusState:
-    down, up = state.down_streak, state.up_streak
+def _apply(memory: Hysteresis, result: Result, *, down_after: int, up_after: int) -> Hysteresis:
+    down, up = memory.down_streak, memory.up_streak
     if result.status == "down":
         down, up = down + 1, 0
     elif result.status == "up":
@@ -57,8 +57,8 @@ def _apply(state: StatusState, result: Result, *, down_after: int, up_after: int
     elif result.status == "unconfirmed":
         up = 0
     else:
-        return replace(state, cursor=result.time)
-    current = state.status
+        return replace(memory, cursor=result.time)
+    current = memory.status
     if down >= down_after:
         new = ComponentStatus.MAJOR_OUTAGE
     elif result.status in ("down", "unconfirmed"):
@@ -68,5 +68,5 @@ def _apply(state: StatusState, result: Result, *, down_after: int, up_after: int
         new = current
     else:
         new = ComponentStatus.OPERATIONAL
-    changed_at = result.time if new != current else state.changed_at
-    return StatusState(new, down, up, result.time, changed_at)
+    changed_at = result.time if new != current else memory.changed_at
+    return Hysteresis(new, down, up, result.time, changed_at)

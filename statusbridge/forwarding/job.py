@@ -8,8 +8,7 @@ to the sink in one call. Every scraped target also gets an ``ecs.up`` gauge: 1 w
 scrape and conversion succeeded, 0 (and its error logged) when not; the other targets
 still go out. A run fails (for the daemon's /health) only when every target failed.
 
-The daemon builds the job through :func:`build_forwarding_job`, the hook
-:mod:`statusbridge.jobs` imports.
+:mod:`statusbridge.app` builds the job through :func:`build_forwarding_job`.
 """
 
 from __future__ import annotations
@@ -21,23 +20,26 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
-from prometheus_client import CollectorRegistry, Counter
 
 from statusbridge.config import Config, EcsTargetSettings
-from statusbridge.exceptions import ApiError, ConfigError, StatusBridgeError
-from statusbridge.prometheus import HistogramBaseline, InvalidExpositionError
-from statusbridge.signalfx import (
+from statusbridge.exceptions import (
+    ConfigError,
+    EcsScrapeError,
+    ForwardingError,
+    InvalidExpositionError,
+)
+from statusbridge.forwarding.prometheus import HistogramBaseline
+from statusbridge.forwarding.signalfx import (
     Datapoint,
     DatapointSink,
     DryRunSink,
     MetricType,
     SignalFxSink,
 )
+from statusbridge.metrics import StatusBridgeMetrics
 
 __all__ = [
     "UP_METRIC",
-    "EcsScrapeError",
-    "ForwardingError",
     "ForwardingJob",
     "Target",
     "build_forwarding_job",
@@ -47,19 +49,9 @@ __all__ = [
 UP_METRIC = "ecs.up"
 # The text format prometheus-client's parser reads; without it ECS may answer OpenMetrics.
 _ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
-_DEFAULT_SCRAPE_TIMEOUT_S = 5.0
+_SCRAPE_TIMEOUT_S = 5.0
 
-_log = structlog.get_logger(__name__)
-
-
-class EcsScrapeError(ApiError):
-    """An ECS node's /metrics answered with an error or could not be reached."""
-
-    service = "ECS"
-
-
-class ForwardingError(StatusBridgeError):
-    """No configured ECS target could be scraped in this run."""
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,41 +79,18 @@ async def scrape(client: httpx.AsyncClient, url: str, *, timeout_s: float) -> st
     try:
         response = await client.get(url, headers={"Accept": _ACCEPT}, timeout=timeout_s)
     except httpx.HTTPError as exc:
-        raise EcsScrapeError(None, f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise EcsScrapeError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code != httpx.codes.OK:
-        raise EcsScrapeError(response.status_code, f"{url}: {response.text[:200]}")
+        raise EcsScrapeError(f"{url}: {response.text[:200]}", status=response.status_code)
     return response.text
-
-
-class _Metrics:
-    """The job's own counters in the daemon's registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.scrapes = Counter(
-            "statusbridge_forwarding_scrapes",
-            "ECS /metrics scrapes by node and outcome.",
-            ["node", "outcome"],
-            registry=registry,
-        )
-        self.datapoints = Counter(
-            "statusbridge_forwarding_datapoints",
-            "Datapoints handed to the SignalFx client (or printed), or rejected by validation.",
-            ["outcome"],
-            registry=registry,
-        )
-        self.client_errors = Counter(
-            "statusbridge_signalfx_client_errors",
-            "POSTs the signalfx client's send thread reported as failed (batch dropped).",
-            registry=registry,
-        )
 
 
 class ForwardingJob:
     """Scrapes ECS targets and forwards their metrics to a :class:`DatapointSink`.
 
-    ``http_client`` is used as given and closed only when ``owns_http_client``; ``sink``
-    is closed by :meth:`aclose`. ``clock`` gives the datapoints' wall time and
-    ``monotonic`` decides which targets are due; both are injectable for tests.
+    ``http_client`` belongs to the caller; ``sink`` is closed by :meth:`aclose`.
+    ``clock`` gives the datapoints' wall time and ``monotonic`` decides which targets
+    are due; both are injectable for tests.
     """
 
     name = "forwarding"
@@ -133,10 +102,7 @@ class ForwardingJob:
         http_client: httpx.AsyncClient,
         sink: DatapointSink,
         dimensions: Mapping[str, str] | None = None,
-        interval_s: float | None = None,
-        scrape_timeout_s: float = _DEFAULT_SCRAPE_TIMEOUT_S,
-        registry: CollectorRegistry | None = None,
-        owns_http_client: bool = False,
+        metrics: StatusBridgeMetrics | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -146,17 +112,16 @@ class ForwardingJob:
             # Targets key the histogram baselines; a twin would corrupt both deltas.
             raise ValueError("a forwarding target is listed twice")
         self.targets = tuple(targets)
-        self.interval_s = interval_s or min(target.interval_s for target in self.targets)
+        self.interval_s = min(target.interval_s for target in self.targets)
         self.sink = sink
         self._http = http_client
-        self._owns_http = owns_http_client
         self._static = dict(dimensions or {})
-        self._scrape_timeout_s = min(scrape_timeout_s, self.interval_s)
+        self._scrape_timeout_s = min(_SCRAPE_TIMEOUT_S, self.interval_s)
         self._clock = clock
         self._monotonic = monotonic
         self._baselines = {target: HistogramBaseline() for target in self.targets}
         self._last_scrape: dict[Target, float] = {}
-        self._metrics = _Metrics(registry) if registry is not None else None
+        self._metrics = metrics if metrics is not None else StatusBridgeMetrics()
         self._client_errors_seen = 0
 
     async def run_once(self) -> None:
@@ -177,11 +142,7 @@ class ForwardingJob:
 
     async def aclose(self) -> None:
         """Flush and stop the sink (its ``stop()`` joins a thread, so off the loop)."""
-        try:
-            await asyncio.to_thread(self.sink.close)
-        finally:
-            if self._owns_http:
-                await self._http.aclose()
+        await asyncio.to_thread(self.sink.close)
 
     def _is_due(self, target: Target, now: float) -> bool:
         last = self._last_scrape.get(target)
@@ -197,11 +158,11 @@ class ForwardingJob:
                 text, timestamp_ms=timestamp_ms, dimensions=extra
             )
         except (EcsScrapeError, InvalidExpositionError) as exc:
-            _log.warning("forwarding.target_down", node=target.node, url=target.url, error=str(exc))
-            self._count_scrape(target, "failure")
+            log.warning("forwarding_target_down", node=target.node, url=target.url, error=str(exc))
+            self._metrics.target_scraped(target.node, ok=False)
             return [self._up(0, extra)], False
-        self._count_scrape(target, "success")
-        _log.debug("forwarding.scraped", node=target.node, datapoints=len(points))
+        self._metrics.target_scraped(target.node, ok=True)
+        log.debug("forwarding_scraped", node=target.node, datapoints=len(points))
         return [*points, self._up(1, extra, timestamp_ms)], True
 
     def _up(
@@ -210,17 +171,10 @@ class ForwardingJob:
         when = timestamp_ms if timestamp_ms is not None else int(self._clock() * 1000)
         return Datapoint(UP_METRIC, MetricType.GAUGE, value, when, dict(extra))
 
-    def _count_scrape(self, target: Target, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.scrapes.labels(target.node, outcome).inc()
-
     def _count(self, handed_over: int, rejected: int) -> None:
-        if self._metrics is None:
-            return
-        self._metrics.datapoints.labels("handed_over").inc(handed_over)
-        self._metrics.datapoints.labels("rejected").inc(rejected)
+        self._metrics.datapoints_sent(handed_over, rejected)
         errors = self.sink.client_errors
-        self._metrics.client_errors.inc(max(0, errors - self._client_errors_seen))
+        self._metrics.signalfx_posts_failed(max(0, errors - self._client_errors_seen))
         self._client_errors_seen = errors
 
 
@@ -229,7 +183,7 @@ def build_sink(config: Config, *, dry_run: bool) -> DatapointSink:
     settings = config.signalfx
     if dry_run or settings.token is None:
         if not dry_run:
-            _log.warning("forwarding.dry_run", reason="no [signalfx] token configured")
+            log.warning("forwarding_dry_run", reason="no [signalfx] token configured")
         return DryRunSink()
     return SignalFxSink(token=settings.token, ingest_endpoint=settings.ingest_endpoint)
 
@@ -238,13 +192,12 @@ def build_forwarding_job(
     config: Config,
     *,
     dry_run: bool,
-    http_client: httpx.AsyncClient | None = None,
-    registry: CollectorRegistry | None = None,
+    http_client: httpx.AsyncClient,
+    metrics: StatusBridgeMetrics | None = None,
 ) -> ForwardingJob | None:
     """The forwarding job for ``config.ecs_targets``, or ``None`` when there are none.
 
-    Static dimensions come from ``[signalfx] dimensions``. Without ``http_client`` the job
-    makes its own and closes it in ``aclose()``. A URL listed twice raises
+    Static dimensions come from ``[signalfx] dimensions``. A URL listed twice raises
     :class:`~statusbridge.exceptions.ConfigError`.
     """
     if not config.ecs_targets:
@@ -253,13 +206,10 @@ def build_forwarding_job(
     twice = sorted({url for url in urls if urls.count(url) > 1})
     if twice:
         raise ConfigError(f"ecs_targets: url listed twice: {', '.join(twice)}")
-    owns = http_client is None
-    client = http_client if http_client is not None else httpx.AsyncClient()
     return ForwardingJob(
         [Target.from_settings(settings) for settings in config.ecs_targets],
-        http_client=client,
+        http_client=http_client,
         sink=build_sink(config, dry_run=dry_run),
         dimensions=config.signalfx.dimensions,
-        registry=registry,
-        owns_http_client=owns,
+        metrics=metrics,
     )

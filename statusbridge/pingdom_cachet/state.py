@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from statusbridge.exceptions import StateError
-from statusbridge.status import ComponentStatus, StatusState
+from statusbridge.pingdom_cachet.status import ComponentStatus, Hysteresis
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -43,13 +43,13 @@ _STATUSES = {int(s) for s in ComponentStatus}
 
 
 @dataclass
-class CheckState:
+class CheckRecord:
     """Everything remembered about one check between runs."""
 
     check_id: int
     watermark: int | None = None
     pending_bucket: int | None = None
-    status: StatusState = field(default_factory=StatusState)
+    hysteresis: Hysteresis = field(default_factory=Hysteresis)
     pushed_status: int | None = None
     incident_id: int | None = None
     incident_updated_at: str | None = None
@@ -64,8 +64,11 @@ def recovery_hint(path: Path) -> str:
     )
 
 
-class State:
-    """The state database. Use as a context manager, or call :meth:`close`."""
+class StateFile:
+    """The SQLite state file of every check's :class:`CheckRecord`.
+
+    Use as a context manager, or call :meth:`close`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -85,7 +88,7 @@ class State:
         except sqlite3.Error as exc:
             raise StateError(f"cannot use state file {path}: {exc}; {recovery_hint(path)}") from exc
 
-    def __enter__(self) -> State:
+    def __enter__(self) -> StateFile:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -95,19 +98,19 @@ class State:
         """Close the database."""
         self._db.close()
 
-    def load(self, check_id: int) -> CheckState:
-        """The check's state (defaults for a check never seen)."""
+    def load(self, check_id: int) -> CheckRecord:
+        """The check's record (defaults for a check never seen)."""
         row = self._query(_SELECT + " WHERE check_id = ?", check_id)
         if row is None:
-            return CheckState(check_id)
-        status = StatusState(
+            return CheckRecord(check_id)
+        hysteresis = Hysteresis(
             status=ComponentStatus(row[2]) if row[2] in _STATUSES else None,
             down_streak=row[4],
             up_streak=row[5],
             cursor=row[6],
             changed_at=row[7],
         )
-        return CheckState(check_id, row[0], row[1], status, row[3], row[8], row[9])
+        return CheckRecord(check_id, row[0], row[1], hysteresis, row[3], row[8], row[9])
 
     def mark_pending(self, check_id: int, bucket: int) -> None:
         """Record that ``bucket``'s points are about to be pushed."""
@@ -121,22 +124,22 @@ class State:
             check_id,
         )
 
-    def save(self, state: CheckState) -> None:
-        """Write the status and incident part of ``state`` (watermark untouched)."""
-        s = state.status
+    def save(self, record: CheckRecord) -> None:
+        """Write the status and incident part of ``record`` (watermark untouched)."""
+        s = record.hysteresis
         self._write(
             "UPDATE checks SET status = ?, pushed_status = ?, down_streak = ?, up_streak = ?, "
             "status_cursor = ?, status_changed_at = ?, incident_id = ?, incident_updated_at = ? "
             "WHERE check_id = ?",
             None if s.status is None else int(s.status),
-            state.pushed_status,
+            record.pushed_status,
             s.down_streak,
             s.up_streak,
             s.cursor,
             s.changed_at,
-            state.incident_id,
-            state.incident_updated_at,
-            state.check_id,
+            record.incident_id,
+            record.incident_updated_at,
+            record.check_id,
         )
 
     def _query(self, sql: str, *params: object) -> tuple[Any, ...] | None:

@@ -50,15 +50,14 @@ from dataclasses import dataclass
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from statusbridge.exceptions import StatusBridgeError
-from statusbridge.signalfx import Datapoint, MetricType
+from statusbridge.exceptions import InvalidExpositionError
+from statusbridge.forwarding.signalfx import Datapoint, MetricType
 
 __all__ = [
     "PERCENTILES",
     "Buckets",
     "Conversion",
     "HistogramBaseline",
-    "InvalidExpositionError",
     "SeriesKey",
     "convert",
     "histogram_quantile",
@@ -73,10 +72,6 @@ _COUNTED_TYPES = frozenset({"counter", "histogram", "summary"})
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 # Cumulative bucket counts by upper bound, sorted by bound, ending with +Inf.
 Buckets = tuple[tuple[float, float], ...]
-
-
-class InvalidExpositionError(StatusBridgeError):
-    """The scraped text is not a Prometheus text exposition."""
 
 
 @dataclass(frozen=True, slots=True)

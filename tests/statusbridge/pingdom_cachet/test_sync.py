@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,13 @@ import pytest
 from fake_cachet import FakeCachet
 from fake_pingdom import FakePingdom
 
-from statusbridge.cachet import CachetClient
 from statusbridge.config import CachetSettings, CheckSettings, PingdomSettings
 from statusbridge.exceptions import CachetError, StateError
-from statusbridge.pingdom import PingdomClient
-from statusbridge.state import State
-from statusbridge.sync import SyncContext, sync_check
+from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.check_info import CheckInfoCache
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.state import CheckRecord, StateFile
+from statusbridge.pingdom_cachet.sync import SyncContext, Window, plan_window, sync_check
 
 T0 = 1_699_999_200  # a whole hour
 CHECK = 7
@@ -82,14 +84,14 @@ def context(
     http: httpx.AsyncClient,
     pingdom_settings: PingdomSettings,
     cachet_settings: CachetSettings,
-    state: State,
+    state: StateFile,
     clock: Clock,
     **kwargs: Any,
 ) -> SyncContext:
     return SyncContext(
         pingdom=PingdomClient(http, pingdom_settings, sleep=_no_sleep),
         cachet=CachetClient(http, cachet_settings),
-        state=state,
+        state_file=state,
         clock=clock,
         **kwargs,
     )
@@ -110,7 +112,7 @@ async def test_first_run_pushes_one_point_per_completed_bucket(
     pingdom, cachet = setup
     pingdom.add_results(CHECK, minutes(T0, 61))
     clock = Clock(T0 + 3600 + 60, cachet)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         report = await sync_check(check_settings(), ctx)
         assert report.points_pushed == 120
@@ -122,7 +124,7 @@ async def test_first_run_pushes_one_point_per_completed_bucket(
     assert cachet.status_puts == []
 
 
-class CrashingState(State):
+class CrashingStateFile(StateFile):
     """A state whose n-th bucket commit fails, like a kill between push and commit."""
 
     def __init__(self, path: Path, crash_at: int) -> None:
@@ -148,12 +150,12 @@ async def test_restart_after_crash_between_push_and_commit(
     pingdom, cachet = setup
     pingdom.add_results(CHECK, minutes(T0, 61))
     clock = Clock(T0 + 3600 + 60, cachet)
-    with CrashingState(state_path, crash_at=10) as state:
+    with CrashingStateFile(state_path, crash_at=10) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         with pytest.raises(StateError):
             await sync_check(check_settings(), ctx)
     assert len(cachet.point_rows(RT)) == 10
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         assert state.load(CHECK).watermark == T0 + 9 * 60
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         report = await sync_check(check_settings(), ctx)
@@ -175,7 +177,7 @@ async def test_cachet_down_holds_the_watermark_and_backlog_goes_in_order(
     pingdom, cachet = setup
     pingdom.add_results(CHECK, minutes(T0, 181))
     clock = Clock(T0 + 3600 + 60, cachet)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         await sync_check(check_settings(), ctx)
         cachet.down = True
@@ -202,7 +204,7 @@ async def test_outage_opens_and_recovery_resolves_an_incident(
     pingdom, cachet = setup
     pingdom.add_results(CHECK, minutes(T0, 58) + minutes(T0 + 58 * 60, 3, "down"))
     clock = Clock(T0 + 3600 + 60, cachet)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         await sync_check(check_settings(), ctx)
         assert cachet.status_puts == [(COMPONENT, 4)]
@@ -230,7 +232,7 @@ async def test_incident_closed_by_a_human_is_left_alone(
     pingdom, cachet = setup
     pingdom.add_results(CHECK, minutes(T0, 58) + minutes(T0 + 58 * 60, 3, "down"))
     clock = Clock(T0 + 3600 + 60, cachet)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         await sync_check(check_settings(), ctx)
         [incident] = cachet.incidents.values()
@@ -256,7 +258,7 @@ async def test_hysteresis_keeps_outage_until_up_after_ups(
     pingdom.add_results(CHECK, minutes(T0, 55, "down") + minutes(T0 + 55 * 60, 2))
     clock = Clock(T0 + 3600, cachet)
     settings = check_settings(up_after=3, incidents=False)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         await sync_check(settings, ctx)
         assert cachet.status_puts == [(COMPONENT, 4)]
@@ -277,7 +279,7 @@ async def test_results_older_than_retention_are_a_logged_gap(
     pingdom, cachet = setup
     pingdom.add_results(CHECK, minutes(T0, 61))
     clock = Clock(T0 + 3600 + 60, cachet)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock, retention_s=1800)
         await sync_check(check_settings(), ctx)
     assert times(cachet.point_rows(RT))[0] >= T0 + 1800
@@ -294,7 +296,7 @@ async def test_dry_run_writes_nothing(
     pingdom, cachet = setup
     pingdom.add_results(CHECK, minutes(T0, 58) + minutes(T0 + 58 * 60, 3, "down"))
     clock = Clock(T0 + 3600 + 60, cachet)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock, dry_run=True)
         report = await sync_check(check_settings(), ctx)
         assert state.load(CHECK).watermark is None
@@ -315,7 +317,49 @@ async def test_a_day_backlog_pages_past_the_1000_cap(
     pingdom.add_results(CHECK, minutes(T0, 1441))
     clock = Clock(T0 + 86400 + 60, cachet)
     settings = check_settings(backfill_hours=24, response_time_metric_id=None)
-    with State(state_path) as state:
+    with StateFile(state_path) as state:
         ctx = context(http, pingdom_settings, cachet_settings, state, clock)
         await sync_check(settings, ctx)
     assert times(cachet.point_rows(UP)) == [T0 + 300 * k for k in range(288)]
+
+
+def test_plan_window_starts_at_watermark_backfill_or_backfill_hours() -> None:
+    """The window ends at the newest completed bucket and starts where the run must resume."""
+    check = check_settings(backfill_hours=1, settle_s=60)
+    now = T0 + 3600 + 90
+    plan = functools.partial(plan_window, check, size_s=60, now=now, retention_s=86400)
+    first = plan(CheckRecord(CHECK))
+    assert (first.start, first.end, first.verify_from) == (T0, T0 + 3600, T0)
+    resumed = plan(CheckRecord(CHECK, watermark=T0 + 1800, pending_bucket=T0 + 1800))
+    assert (resumed.start, resumed.verify_from) == (T0 + 1800, T0 + 1800)
+    assert plan(CheckRecord(CHECK, watermark=T0 + 1800)).verify_from is None
+    backfill = plan(CheckRecord(CHECK, watermark=T0 + 1800), backfill_since=T0 - 599)
+    assert (backfill.start, backfill.verify_from) == (T0 - 600, T0 - 600)
+    assert list(Window(T0, T0 + 9 * 3600, 300, None).chunks()) == [
+        (T0, T0 + 6 * 3600),
+        (T0 + 6 * 3600, T0 + 9 * 3600),
+    ]
+
+
+async def test_check_info_is_read_once_per_ttl(
+    setup: tuple[FakePingdom, FakeCachet],
+    http: httpx.AsyncClient,
+    pingdom_settings: PingdomSettings,
+    cachet_settings: CachetSettings,
+) -> None:
+    """Metric thresholds are read from Cachet once, then again only after the TTL."""
+    _, cachet = setup
+    now = [float(T0)]
+    cache = CheckInfoCache(
+        PingdomClient(http, pingdom_settings),
+        CachetClient(http, cachet_settings),
+        clock=lambda: now[0],
+        ttl_s=600,
+    )
+    check = check_settings()
+    first = await cache.get(check)
+    assert await cache.get(check) is first
+    now[0] += 601
+    assert await cache.get(check) == first
+    reads = [r for r in cachet.requests if r.method == "GET" and r.path == f"/api/v1/metrics/{UP}"]
+    assert (len(reads), first.bucket_s, first.component_name) == (2, 60, "Website")

@@ -12,20 +12,20 @@ import httpx
 import pytest
 from fake_ecs import EcsMetrics, MetricsServer
 from fake_ingest import FakeIngest, ReceivedDatapoint
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from ecs.metrics import STAGES
+from statusbridge.app import open_jobs
 from statusbridge.config import Config
-from statusbridge.exceptions import ConfigError
+from statusbridge.exceptions import ConfigError, ForwardingError
 from statusbridge.forwarding import (
-    ForwardingError,
+    DryRunSink,
     ForwardingJob,
+    SignalFxSink,
     Target,
     build_forwarding_job,
 )
-from statusbridge.jobs import open_jobs
-from statusbridge.signalfx import DryRunSink, SignalFxSink
+from statusbridge.metrics import StatusBridgeMetrics
 
 NOW = 1_700_000_000.0
 STATIC = {"environment": "test", "service": "ecs"}
@@ -159,7 +159,7 @@ async def test_one_target_down_the_other_still_forwarded(
     assert ups == {"good": 1, "bad": 0}
     assert {line["dimensions"]["node"] for line in lines} == {"good", "bad"}
     assert len(lines) > 50
-    (warning,) = [entry for entry in logs if entry["event"] == "forwarding.target_down"]
+    (warning,) = [entry for entry in logs if entry["event"] == "forwarding_target_down"]
     assert warning["node"] == "bad"
     assert "ConnectError" in warning["error"]
 
@@ -275,45 +275,47 @@ async def test_no_token_means_dry_run(http: httpx.AsyncClient) -> None:
     assert job is not None
     assert isinstance(job.sink, DryRunSink)
     assert job.targets == (Target("http://127.0.0.1:8448/metrics", "127.0.0.1:8448", 10.0),)
-    assert logs[0]["event"] == "forwarding.dry_run"
+    assert logs[0]["event"] == "forwarding_dry_run"
 
 
-def test_duplicate_target_is_a_config_error() -> None:
+async def test_duplicate_target_is_a_config_error(http: httpx.AsyncClient) -> None:
     """The same ECS URL listed twice stops start-up with a message naming the key."""
     url = "http://127.0.0.1:8448/metrics"
     config = Config(ecs_targets=[{"url": url}, {"url": url, "name": "again"}])
     with pytest.raises(ConfigError, match="ecs_targets: url listed twice"):
-        build_forwarding_job(config, dry_run=True)
+        build_forwarding_job(config, dry_run=True, http_client=http)
 
 
-def test_no_targets_no_job() -> None:
+async def test_no_targets_no_job(http: httpx.AsyncClient) -> None:
     """Without ``[[ecs_targets]]`` there is nothing to forward."""
-    assert build_forwarding_job(Config(), dry_run=True) is None
+    assert build_forwarding_job(Config(), dry_run=True, http_client=http) is None
 
 
-async def test_a_token_builds_the_signalfx_sink(ingest: FakeIngest) -> None:
-    """With a token and no dry run the job sends with the signalfx client, owning its client."""
+async def test_a_token_builds_the_signalfx_sink(
+    ingest: FakeIngest, http: httpx.AsyncClient
+) -> None:
+    """With a token and no dry run the job sends with the signalfx client."""
     config = Config(
         ecs_targets=[{"url": closed_port_url()}],
         signalfx={"token": "t", "ingest_endpoint": ingest.endpoint},
     )
-    job = build_forwarding_job(config, dry_run=False)
+    job = build_forwarding_job(config, dry_run=False, http_client=http)
     assert job is not None
     assert isinstance(job.sink, SignalFxSink)
     with pytest.raises(ForwardingError):
         await job.run_once()
     await job.aclose()
     assert [dp.metric for dp in ingest.datapoints] == ["ecs.up"]
-    assert job._http.is_closed
+    assert not http.is_closed
 
 
-async def test_foundation_hook_builds_the_job(
+async def test_open_jobs_builds_the_forwarding_job(
     ecs: MetricsServer, http: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The daemon's ``open_jobs`` finds ``build_forwarding_job`` and schedules its job."""
-    registry = CollectorRegistry()
+    """``open_jobs`` composes the forwarding job, which records in the process's metrics."""
+    metrics = StatusBridgeMetrics()
     config = Config(ecs_targets=[{"url": ecs.url, "interval_s": 5}])
-    async with open_jobs(config, dry_run=True, http_client=http, registry=registry) as jobs:
+    async with open_jobs(config, dry_run=True, http_client=http, metrics=metrics) as jobs:
         (job,) = jobs
         assert (job.name, job.interval_s) == ("forwarding", 5)
         with capture_logs():
@@ -321,8 +323,8 @@ async def test_foundation_hook_builds_the_job(
             await job.aclose()
     assert '"ecs.up"' in capsys.readouterr().out
     labels: dict[str, Any] = {"node": ecs.node, "outcome": "success"}
-    assert registry.get_sample_value("statusbridge_forwarding_scrapes_total", labels) == 1
-    handed = registry.get_sample_value(
+    assert metrics.registry.get_sample_value("statusbridge_forwarding_scrapes_total", labels) == 1
+    handed = metrics.registry.get_sample_value(
         "statusbridge_forwarding_datapoints_total", {"outcome": "handed_over"}
     )
     assert handed is not None

@@ -1,45 +1,37 @@
 """Component status and incident automation for one check.
 
-The status follows the newest results through :mod:`statusbridge.status`; Cachet gets a
-PUT only when it changes. With ``incidents = true`` an incident opens when the component
-enters major outage and is resolved when it leaves it, unless a human edited or closed
-it meanwhile (then it is left alone and forgotten). Nothing is saved before Cachet has
-accepted the change, so a failed call is retried from the same results next run.
+The status follows the newest results through
+:mod:`statusbridge.pingdom_cachet.status`; Cachet gets a PUT only when it changes. With
+``incidents = true`` an incident opens when the component enters major outage and is
+resolved when it leaves it, unless a human edited or closed it meanwhile (then it is
+left alone and forgotten). Nothing is saved before Cachet has accepted the change, so a
+failed call is retried from the same results next run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
 
-from statusbridge.cachet import INCIDENT_FIXED, CachetClient
 from statusbridge.config import CheckSettings
 from statusbridge.exceptions import CachetError
-from statusbridge.state import CheckState, State
-from statusbridge.status import ComponentStatus, advance
-from statusbridge.uptime import Result
+from statusbridge.pingdom_cachet.cachet import INCIDENT_FIXED, CachetClient
+from statusbridge.pingdom_cachet.check_info import CheckInfo
+from statusbridge.pingdom_cachet.state import CheckRecord, StateFile
+from statusbridge.pingdom_cachet.status import ComponentStatus, advance
+from statusbridge.pingdom_cachet.uptime import Result
 
-log = structlog.get_logger("statusbridge.component")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckInfo:
-    """Facts about a check read from the APIs (cached between runs)."""
-
-    resolution_s: int
-    bucket_s: int
-    metric_ids: list[int]
-    component_name: str
+log = structlog.get_logger(__name__)
 
 
 async def update_component(
     check: CheckSettings,
     cachet: CachetClient,
-    store: State,
-    state: CheckState,
+    state_file: StateFile,
+    record: CheckRecord,
     info: CheckInfo,
     results: Sequence[Result],
     dry_run: bool,
@@ -47,11 +39,13 @@ async def update_component(
     """Apply new results to the status, PUT it on change, open/resolve the incident."""
     component_id = check.cachet_component_id
     assert component_id is not None
-    before = state.status.status
-    after = advance(state.status, results, down_after=check.down_after, up_after=check.up_after)
+    before = record.hysteresis.status
+    after = advance(
+        record.hysteresis, results, down_after=check.down_after, up_after=check.up_after
+    )
     if after.status is None:
         return
-    pushed = state.pushed_status
+    pushed = record.pushed_status
     if pushed is None:
         # First run for this check: Cachet may already show the right status.
         pushed = (await cachet.component(component_id)).status
@@ -68,52 +62,52 @@ async def update_component(
             status=after.status.name,
             previous=pushed,
         )
-    new = replace(state, status=after, pushed_status=int(after.status))
+    new = replace(record, hysteresis=after, pushed_status=int(after.status))
     if check.incidents:
         new = await _follow_incident(check, cachet, new, info, before)
-    store.save(new)
+    state_file.save(new)
 
 
 async def _follow_incident(
     check: CheckSettings,
     cachet: CachetClient,
-    state: CheckState,
+    record: CheckRecord,
     info: CheckInfo,
     before: ComponentStatus | None,
-) -> CheckState:
-    now = state.status.status
+) -> CheckRecord:
+    now = record.hysteresis.status
     major = ComponentStatus.MAJOR_OUTAGE
     fields = {
         "component": info.component_name,
         "check_id": check.pingdom_check_id,
         "check_name": check.label,
-        "since": _when(state.status.changed_at),
-        "until": _when(state.status.changed_at),
+        "since": _when(record.hysteresis.changed_at),
+        "until": _when(record.hysteresis.changed_at),
     }
-    if now == major and before != major and state.incident_id is None:
+    if now == major and before != major and record.incident_id is None:
         incident = await cachet.create_incident(
             check.incident_name.format(**fields), check.incident_message.format(**fields)
         )
         log.info("incident_opened", check=check.label, incident=incident.id)
-        return replace(state, incident_id=incident.id, incident_updated_at=incident.updated_at)
-    if now != major and state.incident_id is not None:
-        await _resolve(check, cachet, state, check.resolved_message.format(**fields))
-        return replace(state, incident_id=None, incident_updated_at=None)
-    return state
+        return replace(record, incident_id=incident.id, incident_updated_at=incident.updated_at)
+    if now != major and record.incident_id is not None:
+        await _resolve(check, cachet, record, check.resolved_message.format(**fields))
+        return replace(record, incident_id=None, incident_updated_at=None)
+    return record
 
 
 async def _resolve(
-    check: CheckSettings, cachet: CachetClient, state: CheckState, text: str
+    check: CheckSettings, cachet: CachetClient, record: CheckRecord, text: str
 ) -> None:
-    assert state.incident_id is not None
+    assert record.incident_id is not None
     try:
-        current = await cachet.incident(state.incident_id)
+        current = await cachet.incident(record.incident_id)
     except CachetError as exc:
         if exc.status != 404:
             raise
-        log.info("incident_gone", check=check.label, incident=state.incident_id)
+        log.info("incident_gone", check=check.label, incident=record.incident_id)
         return
-    if current.status == INCIDENT_FIXED or current.updated_at != state.incident_updated_at:
+    if current.status == INCIDENT_FIXED or current.updated_at != record.incident_updated_at:
         # Someone closed or edited it: their words stand, ours are not added.
         log.info("incident_left_alone", check=check.label, incident=current.id)
         return

@@ -18,9 +18,9 @@ import structlog
 
 from statusbridge.config import CachetSettings
 from statusbridge.exceptions import CachetError
-from statusbridge.retries import send
+from statusbridge.pingdom_cachet.retries import send
 
-log = structlog.get_logger("statusbridge.cachet")
+log = structlog.get_logger(__name__)
 
 INCIDENT_INVESTIGATING = 1
 INCIDENT_FIXED = 4
@@ -91,13 +91,15 @@ class CachetClient:
             error=CachetError,
         )
         if response.is_error:
-            raise CachetError(response.status_code, f"{method} {path}: {_error_message(response)}")
+            raise CachetError(
+                f"{method} {path}: {_error_message(response)}", status=response.status_code
+            )
         if response.status_code == 204 or not response.content:
             return None
         try:
             return response.json()
         except ValueError as exc:
-            raise CachetError(response.status_code, f"{method} {path}: not JSON") from exc
+            raise CachetError(f"{method} {path}: not JSON", status=response.status_code) from exc
 
     async def _paginate(self, path: str, **params: Any) -> AsyncIterator[dict[str, Any]]:
         page = 1
@@ -234,7 +236,7 @@ def _int(value: object) -> int | None:
 def _id(raw: dict[str, Any]) -> int:
     value = _int(raw.get("id"))
     if value is None:
-        raise CachetError(200, "answer holds no object id")
+        raise CachetError("answer holds no object id", status=200)
     return value
 
 

@@ -17,11 +17,11 @@ import structlog
 
 from statusbridge.config import PingdomSettings
 from statusbridge.exceptions import PingdomError
-from statusbridge.ratelimit import RateLimiter, Sleep
-from statusbridge.retries import send
-from statusbridge.uptime import Result
+from statusbridge.pingdom_cachet.quota import QuotaPacer, Sleep
+from statusbridge.pingdom_cachet.retries import send
+from statusbridge.pingdom_cachet.uptime import Result
 
-log = structlog.get_logger("statusbridge.pingdom")
+log = structlog.get_logger(__name__)
 
 PAGE_LIMIT = 1000
 MAX_OFFSET = 43200
@@ -30,27 +30,14 @@ _MAX_429_RETRIES = 3
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A Pingdom check as listed by ``GET /checks``."""
+    """A Pingdom check as listed by ``GET /checks`` (only the fields statusbridge uses)."""
 
     id: int
-    name: str | None = None
-    status: str | None = None
     resolution_min: int | None = None
-    last_test_time: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """``GET /summary.average`` with ``includeuptime``: average response and seconds."""
-
-    avg_response_ms: float | None
-    total_up_s: int | None
-    total_down_s: int | None
-    total_unknown_s: int | None
 
 
 class PingdomClient:
-    """Reads checks, raw results and summaries; the HTTP client is injected."""
+    """Reads checks and raw results; the HTTP client is injected."""
 
     def __init__(
         self,
@@ -58,12 +45,12 @@ class PingdomClient:
         settings: PingdomSettings,
         *,
         sleep: Sleep = asyncio.sleep,
-        limiter: RateLimiter | None = None,
+        pacer: QuotaPacer | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._base = settings.base_url.rstrip("/")
-        self.limiter = limiter or RateLimiter(
+        self.pacer = pacer or QuotaPacer(
             sleep=sleep,
             reserve=settings.rate_limit_reserve,
             max_wait_s=settings.max_rate_limit_wait_s,
@@ -86,7 +73,7 @@ class PingdomClient:
         headers, auth = self._auth()
         headers["Accept"] = "application/json"
         for _ in range(_MAX_429_RETRIES + 1):
-            await self.limiter.before_request()
+            await self.pacer.before_request()
             response = await send(
                 self._http,
                 "GET",
@@ -100,16 +87,18 @@ class PingdomClient:
             )
             if response.status_code == 429:
                 log.warning("pingdom_429", path=path)
-                await self.limiter.after_429(response.headers)
+                await self.pacer.after_429(response.headers)
                 continue
-            self.limiter.observe(response.headers)
+            self.pacer.observe(response.headers)
             if response.is_error:
-                raise PingdomError(response.status_code, _error_message(response))
+                raise PingdomError(_error_message(response), status=response.status_code)
             try:
                 return response.json()
             except ValueError as exc:
-                raise PingdomError(response.status_code, f"{path}: answer is not JSON") from exc
-        raise PingdomError(429, f"{path}: still rate limited after {_MAX_429_RETRIES} waits")
+                raise PingdomError(
+                    f"{path}: answer is not JSON", status=response.status_code
+                ) from exc
+        raise PingdomError(f"{path}: still answered 429 after {_MAX_429_RETRIES} waits", status=429)
 
     async def checks(self) -> list[Check]:
         """Every check of the account (one call holds up to 25000)."""
@@ -122,7 +111,7 @@ class PingdomClient:
         raw = body.get("check") if isinstance(body, dict) else None
         check = _check(raw) if isinstance(raw, dict) else None
         if check is None:
-            raise PingdomError(200, f"/checks/{check_id}: answer holds no check")
+            raise PingdomError(f"/checks/{check_id}: answer holds no check", status=200)
         return check
 
     async def results(self, check_id: int, start: int, end: int) -> list[Result]:
@@ -134,7 +123,7 @@ class PingdomClient:
             body = await self._get(f"/results/{check_id}", params)
             if not isinstance(_dict(body).get("results"), list):
                 # Read as "no results", this would commit empty buckets: points lost for good.
-                raise PingdomError(200, f"/results/{check_id}: answer holds no results list")
+                raise PingdomError(f"/results/{check_id}: answer holds no results list", status=200)
             page = [_result(raw) for raw in _list(body)]
             parsed = [r for r in page if r is not None]
             for result in parsed:
@@ -148,23 +137,9 @@ class PingdomClient:
             elif offset + PAGE_LIMIT <= MAX_OFFSET:
                 offset += PAGE_LIMIT
             else:
-                raise PingdomError(None, f"/results/{check_id}: over {MAX_OFFSET} results at {to}")
+                raise PingdomError(f"/results/{check_id}: over {MAX_OFFSET} results at {to}")
         kept = (r for r in found.values() if start <= r.time < end)
         return sorted(kept, key=lambda r: (r.time, r.probe_id or 0))
-
-    async def summary_average(self, check_id: int, start: int, end: int) -> Summary:
-        """Pingdom's own average response time and up/down/unknown seconds."""
-        params = {"from": start, "to": end, "includeuptime": "true"}
-        body = await self._get(f"/summary.average/{check_id}", params)
-        summary = _dict(_dict(body).get("summary"))
-        status = _dict(summary.get("status"))
-        avg = _dict(summary.get("responsetime")).get("avgresponse")
-        return Summary(
-            avg_response_ms=float(avg) if isinstance(avg, int | float) else None,
-            total_up_s=_int(status.get("totalup")),
-            total_down_s=_int(status.get("totaldown")),
-            total_unknown_s=_int(status.get("totalunknown")),
-        )
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -194,14 +169,7 @@ def _check(raw: dict[str, Any]) -> Check | None:
     check_id = _int(raw.get("id"))
     if check_id is None:
         return None
-    name, status = raw.get("name"), raw.get("status")
-    return Check(
-        id=check_id,
-        name=name if isinstance(name, str) else None,
-        status=status if isinstance(status, str) else None,
-        resolution_min=_int(raw.get("resolution")),
-        last_test_time=_int(raw.get("lasttesttime")),
-    )
+    return Check(id=check_id, resolution_min=_int(raw.get("resolution")))
 
 
 def _result(raw: dict[str, Any]) -> Result | None:

@@ -7,9 +7,9 @@ import pytest
 from fake_pingdom import FakePingdom
 
 from statusbridge.config import PingdomSettings
-from statusbridge.exceptions import PingdomError, RateLimited
-from statusbridge.pingdom import PingdomClient
-from statusbridge.ratelimit import RateLimiter, parse_quota
+from statusbridge.exceptions import PingdomError, QuotaExhausted
+from statusbridge.pingdom_cachet.pingdom import PingdomClient
+from statusbridge.pingdom_cachet.quota import QuotaPacer, parse_quota
 
 T0 = 1_700_000_000
 
@@ -111,19 +111,19 @@ async def test_429_waits_for_the_reset_then_retries(
         await original(seconds)
         pingdom_fake.short_remaining = 100
 
-    pingdom.limiter = RateLimiter(sleep=sleep_and_reset)
+    pingdom.pacer = QuotaPacer(sleep=sleep_and_reset)
     checks = await pingdom.checks()
     assert [c.id for c in checks] == [7]
     assert sleeps.calls == [pytest.approx(42.0, abs=0.5)]
 
 
-async def test_quota_far_away_raises_rate_limited(
+async def test_quota_far_away_raises_quota_exhausted(
     pingdom_fake: FakePingdom, pingdom_settings: PingdomSettings, http: httpx.AsyncClient
 ) -> None:
-    """When the spent window resets later than we are willing to wait, RateLimited is raised."""
+    """When the spent window resets later than we are willing to wait, QuotaExhausted is raised."""
     pingdom_fake.short_remaining = 0
     pingdom_fake.short_reset_s = 3000
-    with pytest.raises(RateLimited) as caught:
+    with pytest.raises(QuotaExhausted) as caught:
         await client(http, pingdom_settings, Sleeps()).checks()
     assert caught.value.reset_after_s == pytest.approx(3000, abs=1)
 
@@ -161,15 +161,6 @@ async def test_unreachable_pingdom_is_a_pingdom_error(http: httpx.AsyncClient) -
     with pytest.raises(PingdomError) as caught:
         await client(http, settings, Sleeps()).checks()
     assert caught.value.status is None
-
-
-async def test_summary_average(
-    pingdom_fake: FakePingdom, pingdom_settings: PingdomSettings, http: httpx.AsyncClient
-) -> None:
-    """summary.average gives the average response and up/down/unknown seconds."""
-    pingdom_fake.add_check(7)
-    summary = await client(http, pingdom_settings, Sleeps()).summary_average(7, T0, T0 + 3600)
-    assert (summary.avg_response_ms, summary.total_up_s, summary.total_down_s) == (250, 3500, 100)
 
 
 def test_quota_header_parsing() -> None:

@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statusbridge.prometheus import (
+from statusbridge.exceptions import InvalidExpositionError
+from statusbridge.forwarding.prometheus import (
     Buckets,
     HistogramBaseline,
-    InvalidExpositionError,
     bucket_deltas,
     convert,
     histogram_quantile,
     metric_name,
 )
-from statusbridge.signalfx import Datapoint, MetricType
+from statusbridge.forwarding.signalfx import Datapoint, MetricType
 
 INF = math.inf
 T0 = 1_700_000_000_000
@@ -248,7 +248,7 @@ def test_series_new_since_the_last_scrape_counts_from_zero() -> None:
     """A labelled histogram first seen on a target's second scrape gets percentiles at once."""
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-    from statusbridge.prometheus import HistogramBaseline
+    from statusbridge.forwarding.prometheus import HistogramBaseline
 
     registry = CollectorRegistry()
     histogram = Histogram("ecs_d_seconds", "d", ["route"], buckets=(0.1, 1.0), registry=registry)

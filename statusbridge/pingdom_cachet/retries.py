@@ -16,7 +16,7 @@ import structlog
 from statusbridge.config import RetrySettings
 from statusbridge.exceptions import ApiError
 
-log = structlog.get_logger("statusbridge.retries")
+log = structlog.get_logger(__name__)
 
 
 class _ServerError(Exception):
@@ -43,7 +43,8 @@ async def send(
     """Send a request, retrying 5xx and transport errors within ``retry``'s budget.
 
     A 5xx that outlives the budget is returned as the response (the caller maps its
-    body to an error); a transport error that outlives it raises ``error(None, ...)``.
+    body to an error); a transport error that outlives it raises ``error`` without a
+    status.
     """
     try:
         async for attempt in stamina.retry_context(
@@ -64,7 +65,7 @@ async def send(
         return exc.response
     except httpx.TransportError as exc:
         reason = str(exc) or type(exc).__name__
-        raise error(None, f"{method} {_path(url)}: {reason}") from exc
+        raise error(f"{method} {_path(url)}: {reason}") from exc
     raise AssertionError("stamina.retry_context ended without an attempt")  # pragma: no cover
 
 

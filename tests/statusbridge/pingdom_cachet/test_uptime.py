@@ -5,7 +5,12 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statusbridge.uptime import Result, bucket_start, completed_bucket_end, compute_buckets
+from statusbridge.pingdom_cachet.uptime import (
+    Result,
+    bucket_start,
+    completed_bucket_end,
+    compute_buckets,
+)
 
 T0 = 1_700_000_100  # a multiple of 300
 FIVE_MIN = 300
