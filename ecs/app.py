@@ -46,12 +46,16 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
             # Nothing of this process runs yet: every container of this instance is an orphan.
             await runtime.janitor.reap_once(ReapMode.STARTUP)
             await runtime.tasks.start()
+            if runtime.cluster is not None:
+                await runtime.cluster.start()
             janitor = asyncio.create_task(runtime.janitor.run_forever(settings.janitor_interval_s))
             try:
                 yield
             finally:
                 janitor.cancel()
                 await asyncio.gather(janitor, return_exceptions=True)
+                if runtime.cluster is not None:
+                    await runtime.cluster.stop()
                 await runtime.tasks.stop(grace_s=settings.shutdown_grace_s)
         finally:
             # Requests cut off by the shutdown grace are still unwinding: let them finish,

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -66,6 +67,42 @@ class LimitSettings(BaseModel):
         for name in ("memory_mb", "cpus", "pids"):
             if getattr(self, f"default_{name}") > getattr(self, f"max_{name}"):
                 raise ValueError(f"default_{name} must not exceed max_{name}")
+        return self
+
+
+class ClusterSettings(BaseModel):
+    """Cluster mode: every node shares limits, tasks and a queue in one Redis."""
+
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db or rediss:// (TLS); unset: one node, embedded store",
+    )
+    redis_password: SecretStr | None = Field(None, description="Redis AUTH password")
+    node_timeout_s: float = Field(
+        30.0, gt=0, description="a node without heartbeat this long is lost; its tasks fail"
+    )
+    heartbeat_s: float = Field(5.0, gt=0, description="seconds between a node's heartbeats")
+    redis_timeout_s: float = Field(
+        1.0, gt=0, description="timeout of one Redis call: a slow Redis is an absent one"
+    )
+    key_prefix: str = Field("ecs", pattern=r"^[A-Za-z0-9._-]{1,32}$")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("must be redis://host:port/db or rediss://host:port/db")
+        if parts.password is not None:
+            raise ValueError("must not carry a password: set cluster.redis_password instead")
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_timeout(self) -> Self:
+        if self.heartbeat_s * 2 > self.node_timeout_s:
+            raise ValueError("heartbeat_s must be at most half of node_timeout_s")
         return self
 
 
@@ -161,6 +198,8 @@ class Settings(BaseSettings):
         600.0, gt=0, description="how long a failing callback is retried"
     )
     callback_timeout_s: float = Field(10.0, gt=0, description="timeout of one callback POST")
+
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     shutdown_grace_s: int = Field(
         60, ge=0, description="seconds in-flight tasks get to finish after SIGTERM"

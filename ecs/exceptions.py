@@ -12,6 +12,7 @@
     ├── Overloaded                 503, every task slot and queue place is taken
     ├── RegistryUnreachable        503, the engine could not reach the image registry
     ├── ConfigurationConflict      start-up: a resource ECS needs is taken (the state file)
+    ├── StoreUnavailable           503, the cluster's Redis does not answer
     └── EngineError                the Docker Engine failed a call
         ├── EngineUnreachable      503, the socket does not answer
         ├── EngineNotFound         404 from the engine (container or image gone)
@@ -145,6 +146,14 @@ class ConfigurationConflict(EcsError):
     """Something this process needs to own is held by another (its state file)."""
 
     code = "configuration_conflict"
+
+
+class StoreUnavailable(EcsError):
+    """The shared task store (the cluster's Redis) cannot be reached."""
+
+    status = 503
+    code = "store_unavailable"
+    retry_after_s = 5
 
 
 class EngineError(EcsError):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ecs.docker import DockerClient
 from ecs.engine_probe import probe_engine
 from ecs.engine_version import ECS_API_RANGE
-from ecs.exceptions import EngineError, EngineIncompatible, EngineUnreachable, RuntimeMissing
+from ecs.exceptions import (
+    EcsError,
+    EngineError,
+    EngineIncompatible,
+    EngineUnreachable,
+    RuntimeMissing,
+)
 
 _TRUE = {"true", "t", "y", "yes", "1"}
 _FALSE = {"false", "f", "n", "no", "0"}
@@ -37,12 +44,44 @@ def _color(ok: bool) -> str:
     return "green" if ok else "red"
 
 
+class RedisProbe(Protocol):
+    """What health needs of the cluster's store: one round trip."""
+
+    async def ping(self) -> float:
+        """Seconds a PING takes; raises when Redis does not answer."""
+
+
 async def check_health(
-    docker: DockerClient, *, quick: bool, runtime: str | None = None
+    docker: DockerClient,
+    *,
+    quick: bool,
+    runtime: str | None = None,
+    redis: RedisProbe | None = None,
 ) -> HealthReport:
-    """Quick: always green. Comprehensive: the engine answers a versioned call, has the runtime."""
+    """Quick: always green. Comprehensive: the engine answers a versioned call and has the
+    runtime; in cluster mode Redis answers too."""
     if quick:
         return HealthReport(green=True)
+    engine_green, engine = await _engine_details(docker, runtime)
+    details: dict[str, object] = {"engine": engine}
+    green = engine_green
+    if redis is not None:
+        redis_green, details["redis"] = await _redis_details(redis)
+        green = green and redis_green
+    return HealthReport(green=green, details=details)
+
+
+async def _redis_details(redis: RedisProbe) -> tuple[bool, dict[str, object]]:
+    try:
+        seconds = await redis.ping()
+    except EcsError as exc:
+        return False, {"status": "red", "error": exc.message}
+    return True, {"status": "green", "latencyMs": round(seconds * 1000, 2)}
+
+
+async def _engine_details(
+    docker: DockerClient, runtime: str | None
+) -> tuple[bool, dict[str, object]]:
     checks = {"connectivity": False, "apiVersion": False, "runtime": False}
     error: str | None = None
     chosen_runtime = runtime
@@ -72,4 +111,4 @@ async def check_health(
     }
     if error:
         engine["error"] = error
-    return HealthReport(green=green, details={"engine": engine})
+    return green, engine

@@ -93,6 +93,34 @@ class EcsMetrics:
         )
         for status in ("pending", "delivered", "failed"):
             self.callbacks.labels(status)
+        self._cluster_degraded = Gauge(
+            "ecs_cluster_degraded",
+            "1 while the cluster's Redis is unreachable (local limits, async endpoints 503)",
+            registry=self.registry,
+        )
+        self._cluster_queue = Gauge(
+            "ecs_cluster_queue_depth", "Tasks in the cluster's queue", registry=self.registry
+        )
+        self._cluster_nodes = Gauge(
+            "ecs_cluster_nodes_alive", "Nodes with a current heartbeat", registry=self.registry
+        )
+        self._cluster_claims = Counter(
+            "ecs_cluster_claims", "Queued tasks this node claimed", registry=self.registry
+        )
+        self._cluster_lost = Counter(
+            "ecs_cluster_lost_tasks",
+            "Tasks this node settled as node_lost for a dead node",
+            registry=self.registry,
+        )
+        self._redis_latency = Histogram(
+            "ecs_redis_latency_seconds",
+            "Round trip of the heartbeat's PING to Redis",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self._redis_errors = Counter(
+            "ecs_redis_errors", "Failed Redis calls", registry=self.registry
+        )
         for stage in STAGES:
             self.stage_duration.labels(stage)
         for outcome in OUTCOMES:
@@ -119,6 +147,35 @@ class EcsMetrics:
     def callback_attempted(self, status: str) -> None:
         """One callback delivery attempt; ``status``: pending (will retry), delivered, failed."""
         self.callbacks.labels(status).inc()
+
+    def cluster_degraded(self, degraded: bool) -> None:
+        """Redis went away (True) or answers again (False)."""
+        self._cluster_degraded.set(1 if degraded else 0)
+
+    def redis_error(self) -> None:
+        """One failed Redis call."""
+        self._redis_errors.inc()
+
+    def redis_round_trip(self, seconds: float) -> None:
+        """One PING to Redis."""
+        self._redis_latency.observe(seconds)
+
+    def cluster_seen(
+        self, *, queue_depth: int | None = None, nodes_alive: int | None = None
+    ) -> None:
+        """What the last heartbeat saw of the cluster."""
+        if queue_depth is not None:
+            self._cluster_queue.set(queue_depth)
+        if nodes_alive is not None:
+            self._cluster_nodes.set(nodes_alive)
+
+    def task_claimed(self) -> None:
+        """This node took a task from the cluster's queue."""
+        self._cluster_claims.inc()
+
+    def task_lost(self) -> None:
+        """This node settled a dead node's task as node_lost."""
+        self._cluster_lost.inc()
 
     def engine_error(self, kind: str) -> None:
         """One failed engine call."""

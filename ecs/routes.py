@@ -55,7 +55,12 @@ async def health(request: Request, quick: str | None = None) -> JSONResponse:
         problem = FieldProblem("invalid_quick", f"quick must be a boolean, not {quick!r}", "quick")
         raise InvalidRequest([problem])
     runtime = _runtime(request)
-    report = await check_health(runtime.docker, quick=is_quick, runtime=runtime.settings.runtime)
+    report = await check_health(
+        runtime.docker,
+        quick=is_quick,
+        runtime=runtime.settings.runtime,
+        redis=runtime.cluster.store if runtime.cluster is not None else None,
+    )
     body: dict[str, Any] = {"status": "green" if report.green else "red"}
     if report.details is not None:
         body["details"] = report.details

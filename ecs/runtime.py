@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 import structlog
 
+from ecs.backends import build_backends
 from ecs.callback_guard import CallbackPolicy
 from ecs.callbacks import CallbackSender
 from ecs.cleanup import ContainerRemover
+from ecs.cluster import ClusterNode
 from ecs.config import ConfigError, Settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
 from ecs.engine_probe import EngineReport, probe_engine
@@ -22,14 +24,13 @@ from ecs.exceptions import FieldProblem, InvalidRequest
 from ecs.image_policy import ImageAllowlist
 from ecs.janitor import Janitor
 from ecs.keys import KeyFileError, KeyStore
+from ecs.limits import KeyLimits
 from ecs.metrics import EcsMetrics
 from ecs.pulls import ImagePuller
-from ecs.ratelimit import KeyLimiter
 from ecs.registry_auth import Credentials, load_docker_config_auths
 from ecs.sandbox import ContainerPolicy
 from ecs.schemas import TaskResult
 from ecs.slots import TaskSlots
-from ecs.sqlite_store import SqliteTaskStore
 from ecs.task_request import TaskLimits, parse_task_request
 from ecs.task_service import Prepare, TaskService
 from ecs.tasks import TaskRunner, TaskSpec, new_task_id
@@ -55,14 +56,16 @@ class Runtime:
     slots: TaskSlots
     limits: TaskLimits
     allowlist: ImageAllowlist
-    limiter: KeyLimiter
-    failed_auth: KeyLimiter
+    limiter: KeyLimits
+    failed_auth: KeyLimits
     janitor: Janitor
     keys: KeyStore | None
     metrics: EcsMetrics
     tasks: TaskService
     callback_http: httpx.AsyncClient
     prepare: Prepare  # body → checked spec, the same for sync and stored tasks
+    cluster: ClusterNode | None = None  # cluster mode's heartbeats, worker and sweeps
+    redis: aioredis.Redis | None = None
     active: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def run_task(
@@ -79,9 +82,9 @@ class Runtime:
             spec = self.prepare(body)
             task_id = new_task_id()
             log_fields.update(image=spec.image.familiar, task=task_id)
-            with self.limiter.task(api_key) if api_key else nullcontext():
-                async with self.slots.slot():
-                    outcome = await self.runner.run(spec, task_id)
+            admission = self.limiter.admit_task(api_key) if api_key else nullcontext()
+            async with admission, self.slots.slot():
+                outcome = await self.runner.run(spec, task_id)
         except Exception as exc:
             self.metrics.task_failed(exc)
             raise
@@ -105,6 +108,8 @@ class Runtime:
         await self.remover.drain()
         await self.engine_http.aclose()
         await self.callback_http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def configured_credentials(settings: Settings) -> dict[str, Credentials]:
@@ -174,9 +179,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         settings.max_concurrent_tasks, settings.max_queued_tasks, settings.overload_retry_after_s
     )
     metrics.track_slots(lambda: slots.running, lambda: slots.queued)
-    limiter = KeyLimiter(
-        settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_tasks_per_key
-    )
+    backends = build_backends(settings, metrics)
     # Callbacks are client-steered: no redirects, and no proxy taken from the environment.
     callback_http = httpx.AsyncClient(
         timeout=settings.callback_timeout_s, follow_redirects=False, trust_env=False
@@ -192,17 +195,31 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
     allowlist = ImageAllowlist(settings.image_allowlist)
     prepare = task_preparer(limits, allowlist)
     tasks = TaskService(
-        SqliteTaskStore(settings.state_path, time.time),
+        backends.store,
         runner,
         slots,
-        limiter,
+        backends.limiter,
         metrics,
         prepare,
         retention_s=settings.task_retention_s,
         callback_policy=callback_policy,
         callbacks=sender,
         callback_retry_s=settings.callback_retry_s,
+        shared_queue=backends.redis_store,
     )
+    cluster = None
+    if backends.redis_store is not None and backends.link is not None:
+        cluster = ClusterNode(
+            backends.redis_store,
+            tasks,
+            slots,
+            list(backends.cluster_limits),
+            backends.link,
+            metrics,
+            heartbeat_s=settings.cluster.heartbeat_s,
+            node_timeout_s=settings.cluster.node_timeout_s,
+            redis_timeout_s=settings.cluster.redis_timeout_s,
+        )
     return Runtime(
         settings=settings,
         engine_http=http,
@@ -212,15 +229,16 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         slots=slots,
         limits=limits,
         allowlist=allowlist,
-        limiter=limiter,
-        # Per client address; the task maximum does not apply to failures.
-        failed_auth=KeyLimiter(settings.failed_auth_per_s, settings.failed_auth_burst, max_tasks=1),
+        limiter=backends.limiter,
+        failed_auth=backends.failed_auth,
         janitor=janitor,
         keys=load_keys(settings),
         metrics=metrics,
         tasks=tasks,
         callback_http=callback_http,
         prepare=prepare,
+        cluster=cluster,
+        redis=backends.redis,
     )
 
 

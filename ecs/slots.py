@@ -60,6 +60,11 @@ class TaskSlots:
         return self._running
 
     @property
+    def free(self) -> int:
+        """Slots nobody holds or waits for now."""
+        return self._capacity - self._running - self._waiting
+
+    @property
     def queued(self) -> int:
         """Tasks waiting for a slot now."""
         return self._waiting

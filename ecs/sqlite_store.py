@@ -91,13 +91,12 @@ class SqliteTaskStore:
         )
         return rows[0] if rows else None
 
-    async def with_status(self, *statuses: TaskStatus) -> list[TaskRecord]:
-        """Records in ``statuses``, oldest first."""
-        marks = ", ".join("?" for _ in statuses)
+    async def unfinished(self) -> list[TaskRecord]:
+        """Queued and running records, oldest first: this file has one process."""
         return await self._call(
             lambda: self._select(
-                f"WHERE status IN ({marks}) ORDER BY created_at",
-                tuple(str(status) for status in statuses),
+                "WHERE status IN (?, ?) ORDER BY created_at",
+                (str(TaskStatus.QUEUED), str(TaskStatus.RUNNING)),
             )
         )
 

@@ -105,8 +105,9 @@ class TaskStore(Protocol):
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when unknown or expired."""
 
-    async def with_status(self, *statuses: TaskStatus) -> list[TaskRecord]:
-        """Every record in one of ``statuses``, oldest first."""
+    async def unfinished(self) -> list[TaskRecord]:
+        """The queued and running records this process's previous life left, oldest first:
+        the ones a restart must settle (a shared store: this node's running ones only)."""
 
     async def callbacks_due(self, now: float, limit: int) -> list[TaskRecord]:
         """Terminal records whose pending callback is due by ``now``, soonest first."""
@@ -116,3 +117,13 @@ class TaskStore(Protocol):
 
     async def wait_terminal(self, task_id: str, timeout_s: float) -> None:
         """Return when the task becomes terminal or after ``timeout_s``, whichever is first."""
+
+
+class SharedQueue(Protocol):
+    """A queue that many nodes take tasks from (cluster mode): cancelling goes through it."""
+
+    async def cancel_queued(self, task_id: str) -> TaskRecord | None:
+        """Cancel the task if no node has claimed it yet; the record as it was, or None."""
+
+    async def request_cancel(self, task_id: str) -> None:
+        """Ask whichever node runs the task to cancel it."""

@@ -32,12 +32,19 @@ from ecs.exceptions import (
     InvalidRequest,
     TaskNotFound,
 )
+from ecs.limits import KeyLimits
 from ecs.metrics import EcsMetrics
-from ecs.ratelimit import KeyLimiter
 from ecs.schemas import TaskResult
 from ecs.slots import SlotReservation, TaskSlots
 from ecs.task_document import body_hash, document_bytes
-from ecs.task_records import Callback, CallbackStatus, TaskRecord, TaskStatus, TaskStore
+from ecs.task_records import (
+    Callback,
+    CallbackStatus,
+    SharedQueue,
+    TaskRecord,
+    TaskStatus,
+    TaskStore,
+)
 from ecs.tasks import TaskRunner, TaskSpec, new_task_id
 
 log = structlog.get_logger(__name__)
@@ -46,6 +53,10 @@ Prepare = Callable[[Any], TaskSpec]  # body → checked spec (400/403 raise), as
 _CALLBACK_BATCH = 16
 _CALLBACK_POLL_S = 1.0
 _PURGE_EVERY_S = 60.0
+_REMOTE_CANCEL_WAIT_S = 5.0
+NODE_LOST = FieldProblem(
+    "node_lost", "the ECS node running the task stopped answering; submit it again"
+)
 INTERRUPTED = FieldProblem(
     "interrupted", "ECS stopped while the task ran, so it was not run to its end; submit it again"
 )
@@ -67,7 +78,7 @@ class TaskService:
         store: TaskStore,
         runner: TaskRunner,
         slots: TaskSlots,
-        limiter: KeyLimiter,
+        limiter: KeyLimits,
         metrics: EcsMetrics,
         prepare: Prepare,
         *,
@@ -75,6 +86,7 @@ class TaskService:
         callback_policy: CallbackPolicy,
         callbacks: CallbackSender | None,
         callback_retry_s: float,
+        shared_queue: SharedQueue | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -87,6 +99,7 @@ class TaskService:
         self._callback_policy = callback_policy
         self._callbacks = callbacks
         self._callback_retry_s = callback_retry_s
+        self._shared = shared_queue  # cluster mode: the store queues, nodes claim
         self._clock = clock
         self._executions: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
@@ -134,6 +147,8 @@ class TaskService:
         respond_async: bool,
     ) -> Submission:
         """Accept a task into the store and the queue, or find its idempotent original."""
+        if owner:
+            await self._limiter.take(owner)  # the request rate, before any other work
         spec = self._prepare(body)
         callback_url = body.get("callback_url") if isinstance(body, dict) else None
         if callback_url is not None and not respond_async:
@@ -146,7 +161,8 @@ class TaskService:
             problem = self._callback_policy.url_problem(callback_url)
             if problem is not None:
                 raise _callback_problem(problem)
-        reservation = self._slots.reserve()  # a full queue is a 503 before anything is stored
+        # A full queue is a 503 before anything is stored (the cluster's store checks its own).
+        reservation = self._slots.reserve() if self._shared is None else None
         record = TaskRecord(
             id=new_task_id(),
             owner=owner,
@@ -161,18 +177,41 @@ class TaskService:
         try:
             stored, created = await self._store.create(record)
         except BaseException:
-            reservation.release()
+            if reservation is not None:
+                reservation.release()
             raise
         if not created:
-            reservation.release()
+            if reservation is not None:
+                reservation.release()
             if stored.body_hash != record.body_hash:
                 raise IdempotencyKeyReused(
                     f"Idempotency-Key {idempotency_key!r} was used for task {stored.id} with a "
                     "different body; use a new key for a new task"
                 )
             return Submission(stored, created=False)
-        self._dispatch(stored, spec, reservation)
+        if reservation is not None:
+            self._dispatch(stored, spec, reservation)
         return Submission(stored, created=True)
+
+    async def run_claimed(self, record: TaskRecord) -> None:
+        """Run a task this node claimed from the cluster's queue."""
+        try:
+            spec = self._prepare(record.request)
+        except EcsError as exc:  # the rules changed since it was accepted
+            await self._finish(record, TaskStatus.FAILED, error=exc)
+            return
+        self._dispatch(record, spec, self._slots.reserve(force=True))
+
+    async def fail_lost(self, record: TaskRecord) -> None:
+        """The node running ``record`` died: the task failed (its callback still fires)."""
+        await self._finish(record, TaskStatus.FAILED, problem=NODE_LOST, http_status=503)
+
+    def cancel_here(self, task_id: str) -> None:
+        """Cancel ``task_id`` if it runs in this process (asked by another node)."""
+        job = self._executions.get(task_id)
+        if job is not None and not job.done():
+            self._cancel_requested.add(task_id)
+            job.cancel()
 
     async def get(self, owner: str, task_id: str, *, wait_s: float = 0.0) -> TaskRecord:
         """The task's record, after waiting up to ``wait_s`` for it to be terminal."""
@@ -196,14 +235,28 @@ class TaskService:
             return record, False
         self._cancel_requested.add(task_id)
         job = self._executions.get(task_id)
-        if job is not None:
-            job.cancel()
-            # Its handler records the end; the container is removed on its way out.
-            await asyncio.gather(job, return_exceptions=True)
-        else:
-            await self._finish(record, TaskStatus.CANCELLED)
-        self._cancel_requested.discard(task_id)
+        try:
+            if job is not None:
+                job.cancel()
+                # Its handler records the end; the container is removed on its way out.
+                await asyncio.gather(job, return_exceptions=True)
+            elif self._shared is None:
+                await self._finish(record, TaskStatus.CANCELLED)
+            else:
+                await self._cancel_in_cluster(record)
+        finally:
+            self._cancel_requested.discard(task_id)
         return await self._visible(owner, task_id), True
+
+    async def _cancel_in_cluster(self, record: TaskRecord) -> None:
+        """Cancel a task queued in the cluster, or one running on another node."""
+        assert self._shared is not None
+        queued = await self._shared.cancel_queued(record.id)
+        if queued is not None:
+            await self._finish(queued, TaskStatus.CANCELLED)
+            return
+        await self._shared.request_cancel(record.id)
+        await self._store.wait_terminal(record.id, _REMOTE_CANCEL_WAIT_S)
 
     # -- running ------------------------------------------------------------------------
 
@@ -282,9 +335,10 @@ class TaskService:
 
     async def _recover(self) -> None:
         """Settle the previous process's tasks: running ones were interrupted, queued run."""
-        for record in await self._store.with_status(TaskStatus.RUNNING):
+        unfinished = await self._store.unfinished()
+        for record in [r for r in unfinished if r.status is TaskStatus.RUNNING]:
             await self._finish(record, TaskStatus.FAILED, problem=INTERRUPTED, http_status=503)
-        for record in await self._store.with_status(TaskStatus.QUEUED):
+        for record in [r for r in unfinished if r.status is TaskStatus.QUEUED]:
             try:
                 spec = self._prepare(record.request)
             except EcsError as exc:  # the server's rules changed since it was accepted

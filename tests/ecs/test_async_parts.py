@@ -244,7 +244,7 @@ async def test_store_round_trip_idempotency_and_expiry(tmp_path: Path) -> None:
     await store.open()
     loaded = await store.get("a")
     assert loaded == first
-    assert [r.id for r in await store.with_status(TaskStatus.QUEUED)] == ["c"]
+    assert [r.id for r in await store.unfinished()] == ["c"]
     assert [r.id for r in await store.callbacks_due(1004.0, 10)] == []
     assert [r.id for r in await store.callbacks_due(1006.0, 10)] == ["a"]
     now[0] = 1011.0
