@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ecs.cluster import ClusterLink
 from ecs.cluster_limits import ClusterLimits
@@ -60,6 +63,10 @@ def build_backends(settings: Settings, metrics: EcsMetrics) -> Backends:
         socket_timeout=cluster.redis_timeout_s,
         socket_connect_timeout=cluster.redis_timeout_s,
         health_check_interval=max(1, int(cluster.heartbeat_s)),
+        # A pooled connection that died with a Redis restart is retried once on a new one;
+        # a slow Redis (a timeout) is not retried: it counts as away.
+        retry=Retry(NoBackoff(), retries=1),
+        retry_on_error=[RedisConnectionError],
     )
     link = ClusterLink(metrics)
     shared = {
