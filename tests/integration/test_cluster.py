@@ -324,3 +324,35 @@ def test_a_slow_redis_does_not_stall_noop(make_cluster: Callable[..., Cluster]) 
         assert client.get("/v1.1/_noop").status_code == 200
         assert time.monotonic() - started < 0.5
     sleeper.join()
+
+
+def test_a_request_costs_one_redis_round_trip_for_its_limits(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """With keys on, each authenticated request runs one limits script on Redis (a sync
+    task's one script takes its token and its task place together)."""
+    cluster = make_cluster(
+        nodes=1, keys=True, ECS_RATE_LIMIT_PER_S="1000", ECS_RATE_LIMIT_BURST="1000"
+    )
+    node = cluster.nodes[0]
+
+    def script_calls() -> int:
+        stats = cluster.redis.cli("INFO", "commandstats")
+        for line in stats.splitlines():
+            if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    with cluster.client(node.url) as client:
+        client.get("/v1.1/_noop")  # scripts loaded, key verified and cached
+        before = script_calls()
+        for _ in range(20):
+            assert client.get("/v1.1/_noop").status_code == 200
+        noop_calls = script_calls() - before
+        before = script_calls()
+        body = {"docker_image": "owner/repo:tag", "cmd": ["true"]}
+        for _ in range(3):
+            assert client.post("/v1.1/tasks", json=body).status_code == 201
+        task_calls = script_calls() - before
+    assert noop_calls == 20
+    assert task_calls == 3
