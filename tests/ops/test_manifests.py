@@ -6,6 +6,8 @@ Validation is offline, with the schemas kubernetes-validate bundles, for KUBERNE
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +351,43 @@ def test_compose_statusbridge_config_scrapes_the_ecs_service(
     assert [t.url for t in config.ecs_targets] == [f"http://ecs:{port}/metrics"]
     environment = compose["services"]["statusbridge"]["environment"]
     assert environment["HEALTHCHECK_URL"] == f"http://127.0.0.1:{config.http.port}/health"
+
+
+CLUSTER_COMPOSE = ROOT / "deploy" / "docker-compose.cluster.yml"
+
+
+def test_cluster_compose_runs_two_nodes_on_one_redis_behind_haproxy(tmp_path: Path) -> None:
+    """The cluster compose file: Redis with an append-only file, two ECS nodes in cluster
+    mode with their own instance ids, HAProxy whose config is valid and names both."""
+    document = yaml.safe_load(CLUSTER_COMPOSE.read_text(encoding="utf-8"))
+    services = document["services"]
+    assert set(services) == {"redis", "ecs-1", "ecs-2", "balancer"}
+    assert "--appendonly" in services["redis"]["command"]
+    nodes = [services["ecs-1"], services["ecs-2"]]
+    assert {n["environment"]["ECS_INSTANCE_ID"] for n in nodes} == {"ecs-1", "ecs-2"}
+    for node in nodes:
+        assert node["environment"]["ECS_CLUSTER__REDIS_URL"] == "redis://redis:6379/0"
+        assert node["command"][:2] == ["ecs", "serve"]
+    config = (CLUSTER_COMPOSE.parent / "compose" / "haproxy.cfg").read_text()
+    assert "server ecs-1 ecs-1:8448" in config
+    assert "server ecs-2 ecs-2:8448" in config
+    # HAProxy itself checks the file; host names of the compose network do not resolve
+    # here, so they are mapped to loopback for the check only.
+    local = tmp_path / "haproxy.cfg"
+    local.write_text(
+        config.replace("ecs-1:8448", "127.0.0.1:1").replace("ecs-2:8448", "127.0.0.1:2")
+    )
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    result = subprocess.run(
+        [haproxy, "-c", "-f", str(local)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ecs_pods_share_the_cluster_redis() -> None:
+    """Every ECS pod runs in cluster mode on the manifests' Redis, its password a Secret."""
+    env = _env(_container(_pod("ecs"), "ecs"))
+    assert env["ECS_CLUSTER__REDIS_URL"] == "redis://redis.ecs.svc:6379/0"
+    assert env["ECS_CLUSTER__REDIS_PASSWORD"]["secretKeyRef"]["name"] == "ecs-redis"
+    redis = _container(_pod("redis"), "redis")
+    assert "--appendonly" in redis["args"]
