@@ -69,29 +69,33 @@ def build_backends(settings: Settings, metrics: EcsMetrics) -> Backends:
         retry_on_error=[RedisConnectionError],
     )
     link = ClusterLink(metrics)
-    shared = {
-        "available": lambda: link.available,
-        "on_error": link.failed,
-        "prefix": cluster.key_prefix,
-        "lease_ttl_s": cluster.node_timeout_s,
-    }
-    limiter = ClusterLimits(
-        client,
+
+    def shared_limits(
+        fallback: LocalLimits, rate_per_s: float, burst: int, max_tasks: int, name: str
+    ) -> ClusterLimits:
+        return ClusterLimits(
+            client,
+            fallback,
+            rate_per_s=rate_per_s,
+            burst=burst,
+            max_tasks=max_tasks,
+            lease_ttl_s=cluster.node_timeout_s,
+            name=name,
+            prefix=cluster.key_prefix,
+            available=lambda: link.available,
+            on_error=link.failed,
+        )
+
+    limiter = shared_limits(
         local,
-        rate_per_s=settings.rate_limit_per_s,
-        burst=settings.rate_limit_burst,
-        max_tasks=settings.max_tasks_per_key,
-        name="key",
-        **shared,  # type: ignore[arg-type]
+        settings.rate_limit_per_s,
+        settings.rate_limit_burst,
+        settings.max_tasks_per_key,
+        "key",
     )
-    failed_auth = ClusterLimits(
-        client,
-        local_failures,
-        rate_per_s=settings.failed_auth_per_s,
-        burst=settings.failed_auth_burst,
-        max_tasks=1,
-        name="authfail",
-        **shared,  # type: ignore[arg-type]
+    # Per client address; the task maximum does not apply to failures.
+    failed_auth = shared_limits(
+        local_failures, settings.failed_auth_per_s, settings.failed_auth_burst, 1, "authfail"
     )
     store = RedisTaskStore(
         client,
