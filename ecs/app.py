@@ -15,13 +15,13 @@ from fastapi.openapi.utils import get_openapi
 from ecs import API_VERSION, __version__
 from ecs.auth import AuthMiddleware
 from ecs.config import Settings
-from ecs.errors import install_error_handlers
+from ecs.error_responses import install_error_handlers
 from ecs.exceptions import EcsError
 from ecs.janitor import ReapMode
 from ecs.middleware import BodyGuardMiddleware, CorrelationMiddleware
 from ecs.routes import metrics_router, router
 from ecs.runtime import Runtime, build_runtime
-from ecs.task_request import TaskRequest
+from ecs.task_body import TaskRequest
 from ecs.task_routes import router as task_router
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ecs import API_VERSION
 from ecs.config import OpenEndpoint
-from ecs.errors import error_response
+from ecs.error_responses import error_response
 from ecs.exceptions import FieldProblem, RateLimited
 from ecs.keys import KeyStore
 from ecs.limits import KeyLimits

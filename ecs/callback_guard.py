@@ -35,11 +35,6 @@ class CallbackPolicy:
             except ValueError:
                 self._globs.append(entry.strip().lower())
 
-    @property
-    def empty(self) -> bool:
-        """Nothing is allowed: every callback is refused."""
-        return not self._globs and not self._networks
-
     def url_problem(self, url: str) -> str | None:
         """Why ``url`` may not be called, or None when its host is allowed."""
         try:

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from ecs import __version__
-from ecs.config import ConfigError, Settings, load_settings, pinned_api_version
+from ecs.config import Settings, load_settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
-from ecs.exceptions import EcsError
+from ecs.exceptions import ConfigError, EcsError
 from ecs.janitor import Janitor, ReapMode
 from ecs.keys import KeyFileError, generate_keys
 from ecs.logconfig import configure_logging

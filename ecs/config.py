@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from ecs.engine_version import ApiVersion
-from ecs.exceptions import EcsError
+from ecs.exceptions import ConfigError
 
 
 class PullPolicy(StrEnum):
@@ -256,12 +256,6 @@ def pinned_api_version(settings: Settings, environ: Mapping[str, str]) -> ApiVer
         raise ConfigError(f"DOCKER_API_VERSION: {exc}") from exc
 
 
-class ConfigError(EcsError):
-    """The configuration cannot be used; the message names the bad key."""
-
-    code = "config_error"
-
-
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from defaults, ``config_file`` (TOML), ``ECS_*`` and ``overrides``."""
     if config_file is not None and not config_file.is_file():
@@ -277,19 +271,24 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
                 )
             },
         )
+    source = str(config_file) if config_file is not None else "defaults and environment"
     try:
         return settings_class(**overrides)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from exc
+        raise ConfigError(describe_validation_error(exc, source)) from exc
     except ValueError as exc:  # a TOML syntax error surfaces as ValueError
-        raise ConfigError(f"config file {config_file}: {exc}") from exc
+        raise ConfigError(f"invalid configuration ({source}): {exc}") from exc
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per bad key, named as in the TOML file, with its ECS_ variable."""
-    lines = []
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """One entry per bad key, named as in the TOML file, with its ECS_ variable.
+
+    ``invalid configuration (SOURCE): key (env ECS_SECTION__KEY): message`` — the same
+    shape as ``statusbridge.config`` words it.
+    """
+    entries = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
         env = "ECS_" + "__".join(str(part) for part in error["loc"]).upper()
-        lines.append(f"{key} (env {env}): {error['msg']}")
-    return "invalid configuration: " + "; ".join(lines)
+        entries.append(f"{key} (env {env}): {error['msg'].removeprefix('Value error, ')}")
+    return f"invalid configuration ({source}): " + "; ".join(entries)

@@ -36,11 +36,6 @@ class CappedBuffer:
             chunk = chunk[: max(room, 0)]
         self.data += chunk
 
-    @property
-    def full(self) -> bool:
-        """True once the cap is reached and later bytes can only be dropped."""
-        return self.truncated
-
 
 class LogDemuxer:
     """Feed it chunks of a multiplexed log stream; read ``stdout`` and ``stderr``."""
@@ -74,11 +69,6 @@ class LogDemuxer:
         if self._pending or self._frame_left:
             raise MalformedStream("log stream ended in the middle of a frame")
 
-    @property
-    def saturated(self) -> bool:
-        """True when both streams are full, so reading further would change nothing."""
-        return self.stdout.full and self.stderr.full
-
     def _start_frame(self, header: bytes) -> None:
         stream = header[0]
         if stream not in (0, STDOUT, STDERR) or header[1:4] != b"\0\0\0":
@@ -91,11 +81,3 @@ class LogDemuxer:
             self.stdout.append(payload)
         elif self._frame_stream == STDERR:
             self.stderr.append(payload)
-
-
-def demultiplex(raw: bytes, cap_per_stream: int) -> tuple[bytes, bytes]:
-    """Split a whole multiplexed buffer into (stdout, stderr); for tests and tools."""
-    demuxer = LogDemuxer(cap_per_stream)
-    demuxer.feed(raw)
-    demuxer.close()
-    return bytes(demuxer.stdout.data), bytes(demuxer.stderr.data)

@@ -11,6 +11,7 @@
     │   └── RateLimited            429, the API key is over its rate or its task count
     ├── Overloaded                 503, every task slot and queue place is taken
     ├── RegistryUnreachable        503, the engine could not reach the image registry
+    ├── ConfigError                start-up: the settings cannot be used (names the key)
     ├── ConfigurationConflict      start-up: a resource ECS needs is taken (the state file)
     ├── StoreUnavailable           503, the cluster's Redis does not answer
     └── EngineError                the Docker Engine failed a call
@@ -23,7 +24,7 @@
         └── EngineApiError         any other engine error status (500 to clients)
 
 httpx errors become EngineError subclasses in one place (``ecs.docker``), and EcsError
-becomes an HTTP response in one place (``ecs.errors``).
+becomes an HTTP response in one place (``ecs.error_responses``).
 """
 
 from __future__ import annotations
@@ -140,6 +141,12 @@ class RegistryUnreachable(EcsError):
     status = 503
     code = "registry_unreachable"
     retry_after_s = 5
+
+
+class ConfigError(EcsError):
+    """The configuration cannot be used; the message names the bad key and its source."""
+
+    code = "config_error"
 
 
 class ConfigurationConflict(EcsError):

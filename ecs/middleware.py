@@ -16,7 +16,7 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ecs.errors import CORRELATION_HEADER, error_response
+from ecs.error_responses import CORRELATION_HEADER, error_response
 from ecs.exceptions import FieldProblem
 
 log = structlog.get_logger("ecs.access")

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from ecs import API_VERSION, __version__
-from ecs.errors import error_responses
+from ecs.error_responses import error_responses
 from ecs.exceptions import FieldProblem, InvalidRequest
 from ecs.health import check_health, parse_quick
+from ecs.responses import HealthResponse, NoopResponse, VersionResponse
 from ecs.runtime import Runtime
-from ecs.schemas import HealthResponse, NoopResponse, VersionResponse
 
 router = APIRouter(prefix=f"/{API_VERSION}")
 metrics_router = APIRouter()

@@ -15,25 +15,25 @@ import structlog
 from ecs.backends import build_backends
 from ecs.callback_guard import CallbackPolicy
 from ecs.callbacks import CallbackSender
-from ecs.cleanup import ContainerRemover
 from ecs.cluster import ClusterNode
-from ecs.config import ConfigError, Settings, pinned_api_version
+from ecs.config import Settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
 from ecs.engine_probe import EngineReport, probe_engine
-from ecs.exceptions import FieldProblem, InvalidRequest
+from ecs.exceptions import ConfigError, FieldProblem, InvalidRequest
 from ecs.image_policy import ImageAllowlist
 from ecs.janitor import Janitor
 from ecs.keys import KeyFileError, KeyStore
 from ecs.limits import KeyLimits
 from ecs.metrics import EcsMetrics
+from ecs.pipeline import TaskRunner, TaskSpec, new_task_id
 from ecs.pulls import ImagePuller
 from ecs.registry_auth import Credentials, load_docker_config_auths
+from ecs.removal import ContainerRemover
+from ecs.responses import TaskResult
 from ecs.sandbox import ContainerPolicy
-from ecs.schemas import TaskResult
 from ecs.slots import TaskSlots
-from ecs.task_request import TaskLimits, parse_task_request
+from ecs.task_body import TaskLimits, parse_task_request
 from ecs.task_service import Prepare, TaskService
-from ecs.tasks import TaskRunner, TaskSpec, new_task_id
 
 log = structlog.get_logger(__name__)
 

@@ -11,10 +11,10 @@ from types import FrameType
 import uvicorn
 
 from ecs.app import create_app
-from ecs.config import ConfigError, Settings, pinned_api_version
+from ecs.config import Settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
 from ecs.engine_probe import EngineReport, probe_engine
-from ecs.exceptions import EcsError
+from ecs.exceptions import ConfigError, EcsError
 
 
 def is_loopback(host: str) -> bool:

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 
 from ecs import API_VERSION
 from ecs.disconnect import ClientDisconnected, until_disconnect
-from ecs.errors import correlation_id_of, error_response, error_responses
+from ecs.error_responses import correlation_id_of, error_response, error_responses
 from ecs.exceptions import FieldProblem, InvalidRequest
+from ecs.responses import TaskDocument, TaskResult
 from ecs.runtime import Runtime
-from ecs.schemas import TaskDocument, TaskResult
 from ecs.task_document import (
     IDEMPOTENCY_HEADER,
     checked_idempotency_key,

@@ -34,7 +34,8 @@ from ecs.exceptions import (
 )
 from ecs.limits import KeyLimits
 from ecs.metrics import EcsMetrics
-from ecs.schemas import TaskResult
+from ecs.pipeline import TaskRunner, TaskSpec, new_task_id
+from ecs.responses import TaskResult
 from ecs.slots import SlotReservation, TaskSlots
 from ecs.task_document import body_hash, document_bytes
 from ecs.task_records import (
@@ -45,7 +46,6 @@ from ecs.task_records import (
     TaskStatus,
     TaskStore,
 )
-from ecs.tasks import TaskRunner, TaskSpec, new_task_id
 
 log = structlog.get_logger(__name__)
 

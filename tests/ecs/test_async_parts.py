@@ -135,7 +135,6 @@ def test_resolved_addresses_must_be_public_or_listed(address: str, allowed: bool
 def test_empty_allowlist_allows_nothing() -> None:
     """The default: every callback URL is refused."""
     policy = CallbackPolicy([])
-    assert policy.empty
     assert policy.url_problem("https://hooks.example.com/") is not None
 
 

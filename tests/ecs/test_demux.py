@@ -8,12 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecs.demux import LogDemuxer, MalformedStream, demultiplex
+from ecs.demux import LogDemuxer, MalformedStream
 
 
 def frame(stream: int, payload: bytes) -> bytes:
     """One Docker log frame."""
     return bytes([stream, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+def demultiplex(raw: bytes, cap_per_stream: int) -> tuple[bytes, bytes]:
+    """A whole multiplexed buffer split into (stdout, stderr)."""
+    demuxer = LogDemuxer(cap_per_stream)
+    demuxer.feed(raw)
+    demuxer.close()
+    return bytes(demuxer.stdout.data), bytes(demuxer.stderr.data)
 
 
 def test_two_frames_in_engine_order() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecs.config import ConfigError, load_settings, pinned_api_version
+from ecs.config import load_settings, pinned_api_version
 from ecs.docker import DockerClient
 from ecs.engine_probe import probe_engine
 from ecs.engine_version import (
@@ -15,7 +15,7 @@ from ecs.engine_version import (
     engine_api_range,
     is_version_refusal,
 )
-from ecs.exceptions import EngineIncompatible, RuntimeMissing
+from ecs.exceptions import ConfigError, EngineIncompatible, RuntimeMissing
 from ecs.health import check_health
 from tests.ecs.fake_engine import FakeEngine
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ecs.exceptions import InvalidRequest
+from ecs.task_body import TaskLimits, parse_task_request
 from ecs.task_input import InputFile, conflicting_paths, input_archive
-from ecs.task_request import TaskLimits, parse_task_request
 
 LIMITS = TaskLimits(
     default_timeout_s=60,

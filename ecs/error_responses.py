@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ecs.exceptions import EcsError, FieldProblem
-from ecs.schemas import ErrorBody
+from ecs.responses import ErrorBody
 
 log = structlog.get_logger(__name__)
 

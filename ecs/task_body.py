@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from ecs.config import Settings
 from ecs.exceptions import FieldProblem, InvalidRequest
 from ecs.imageref import InvalidReference, parse_image_reference
+from ecs.pipeline import TaskSpec
 from ecs.registry_auth import Credentials
 from ecs.task_input import (
     MAX_FILES,
@@ -34,7 +35,6 @@ from ecs.task_input import (
     conflicting_paths,
     decode_base64,
 )
-from ecs.tasks import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ecs.exceptions import InvalidRequest
-from ecs.task_request import TaskLimits, parse_task_request
+from ecs.task_body import TaskLimits, parse_task_request
 
 LIMITS = TaskLimits(
     default_timeout_s=60,

@@ -42,11 +42,6 @@ class ContainerRemover:
         self._pending.add(removal)
         removal.add_done_callback(self._pending.discard)
 
-    @property
-    def pending(self) -> int:
-        """Removals not finished yet."""
-        return len(self._pending)
-
     async def drain(self) -> None:
         """Wait for every scheduled removal (used at shutdown and by tests)."""
         while self._pending:

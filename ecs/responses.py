@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ecs.tasks import TaskOutcome
+from ecs.pipeline import TaskOutcome
 
 
 class TaskResult(BaseModel):

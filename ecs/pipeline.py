@@ -16,7 +16,6 @@ from datetime import datetime
 
 import structlog
 
-from ecs.cleanup import ContainerRemover
 from ecs.demux import LogDemuxer
 from ecs.docker import DockerClient, StdinWriter
 from ecs.exceptions import (
@@ -30,13 +29,15 @@ from ecs.exceptions import (
 from ecs.imageref import ImageReference
 from ecs.pulls import ImagePuller
 from ecs.registry_auth import Credentials
+from ecs.removal import ContainerRemover
 from ecs.sandbox import ContainerPolicy, ContainerRequest, container_config, container_labels
 from ecs.task_input import InputFile, input_archive
 
 log = structlog.get_logger(__name__)
 
 KILLED_EXIT_CODE = 137
-# After a kill the engine needs a moment to report the container stopped.
+# How long the engine may take to report a killed container stopped, and to close the
+# output stream of a container that stopped.
 _KILL_GRACE_S = 10.0
 
 StageObserver = Callable[[str, float], None]
