@@ -7,27 +7,17 @@ other runs sharing the engine, and (optionally) API keys of its own.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 import httpx
+
+from tests.integration.ecs_process import EcsProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SOCKET = "/var/run/docker.sock"
 ECS = str(ROOT / ".venv" / "bin" / "ecs")
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def make_keys(count: int, directory: Path) -> tuple[Path, Path]:
@@ -61,70 +51,16 @@ def containers_of(instance_id: str) -> list[str]:
         return [str(c["Id"]) for c in answer.json()]
 
 
-class EcsServer:
-    """``ecs serve`` with extra ``ECS_*`` settings; a context manager that stops it."""
+class EcsServer(EcsProcess):
+    """``ecs serve`` for a benchmark: a fresh ``bench-…`` instance id, warnings only, its
+    state file next to its log; a context manager that stops it."""
 
     def __init__(self, log_path: Path, **settings: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.instance_id = f"bench-{uuid.uuid4().hex[:12]}"
-        self.log_path = log_path
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("ECS_")},
+        instance_id = f"bench-{uuid.uuid4().hex[:12]}"
+        defaults = {
             "ECS_HOST": "127.0.0.1",
-            "ECS_PORT": str(self.port),
-            "ECS_INSTANCE_ID": self.instance_id,
-            # Each ECS process its own state file, next to its log.
-            "ECS_STATE_PATH": str(log_path.with_name(f"{self.instance_id}.sqlite3")),
+            "ECS_INSTANCE_ID": instance_id,
+            "ECS_STATE_PATH": str(log_path.with_name(f"{instance_id}.sqlite3")),
             "ECS_LOG_LEVEL": "warning",
-            "ECS_LOG_FORMAT": "json",
-            **settings,
         }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        assert self.process is not None
-        return self.process.pid
-
-    def __enter__(self) -> EcsServer:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([ECS, "serve"], env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise RuntimeError(f"ECS exited with {code}; see {self.log_path}")
-            try:
-                httpx.get(f"{self.url}/v1.1/_health", timeout=1)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"ECS did not answer in 30 s; see {self.log_path}")
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> int | None:
-        """SIGTERM (ECS drains and removes its containers), SIGKILL after 60 s."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def metrics(self) -> str:
-        """The Prometheus text of ``GET /metrics`` (open or not, the bench asks without a key
-        only when metrics are an open endpoint)."""
-        answer = httpx.get(f"{self.url}/metrics", timeout=10)
-        answer.raise_for_status()
-        return answer.text
+        super().__init__(log_path, **{**defaults, **settings})

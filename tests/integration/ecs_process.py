@@ -1,4 +1,8 @@
-"""ECS as a separate process (``python -m ecs serve``), for signals, crashes and logs."""
+"""ECS as a separate process (``python -m ecs serve``), for signals, crashes and logs.
+
+The one launcher of ``ecs serve`` processes: the tests use it directly, the benchmarks
+through ``bench.ecs_process.EcsServer``.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,29 @@ class EcsProcess:
         self.env.setdefault("ECS_STATE_PATH", str(state_path_for(self.env["ECS_INSTANCE_ID"])))
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def instance_id(self) -> str:
+        """This ECS's instance id (its containers' label)."""
+        return self.env["ECS_INSTANCE_ID"]
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self.process is not None
+        return self.process.pid
+
+    def __enter__(self) -> EcsProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def metrics(self) -> str:
+        """The Prometheus text of ``GET /metrics`` (asked without a key)."""
+        answer = httpx.get(f"{self.url}/metrics", timeout=10)
+        answer.raise_for_status()
+        return answer.text
+
     def start(self) -> EcsProcess:
         """Start and wait until quick health answers."""
         with self.log_path.open("ab") as log:
@@ -55,6 +82,7 @@ class EcsProcess:
                 return self
             except httpx.HTTPError:
                 time.sleep(0.05)
+        self.stop()
         raise RuntimeError(f"ECS did not answer: {self.log()}")
 
     def signal(self, number: signal.Signals) -> None:
@@ -67,16 +95,19 @@ class EcsProcess:
         assert self.process is not None
         return self.process.wait(timeout=timeout_s)
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not go."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def stop(self, timeout_s: float = 60) -> int | None:
+        """SIGTERM (ECS drains and removes its containers), SIGKILL if it does not go; the
+        exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
 
     def log(self) -> str:
         """Everything the process printed so far."""

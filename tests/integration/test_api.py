@@ -24,6 +24,8 @@ from tests.integration.conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.engine
+
 TASK = {"docker_image": "owner/repo:tag", "cmd": ["true"]}
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from statusbridge.forwarding import ForwardingJob, Target
 from statusbridge.signalfx import SignalFxSink
 from tests.integration.conftest import OPEN_REGISTRY
 from tests.statusbridge.fake_ingest import FakeIngest
+
+pytestmark = pytest.mark.engine
 
 TASK = {"docker_image": "owner/repo:tag", "cmd": ["true"]}
 

@@ -25,6 +25,8 @@ from tests.integration.conftest import (
 from tests.integration.ecs_process import EcsProcess, run_ecs_command
 from tests.integration.ecs_server import SESSION_INSTANCE_PREFIX, new_instance_id
 
+pytestmark = pytest.mark.engine
+
 TASK = {"docker_image": "owner/repo:tag", "cmd": ["echo", "ok"]}
 PRIVATE = f"{AUTH_REGISTRY}/owner/private:tag"
 

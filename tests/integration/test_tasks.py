@@ -16,6 +16,8 @@ from tests.integration.conftest import (
     REGISTRY_USER,
 )
 
+pytestmark = pytest.mark.engine
+
 IMAGE = "owner/repo:tag"  # Docker-Hub-style, served by the local mirror
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tools  # graphviz renders the diagrams
+
 ROOT = Path(__file__).resolve().parents[2]
 DIAGRAMS = ROOT / "docs" / "diagrams"
 SOURCES = sorted(DIAGRAMS.glob("*.dot"))

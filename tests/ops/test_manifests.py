@@ -356,6 +356,7 @@ def test_compose_statusbridge_config_scrapes_the_ecs_service(
 CLUSTER_COMPOSE = ROOT / "deploy" / "docker-compose.cluster.yml"
 
 
+@pytest.mark.tools  # HAProxy checks its own config
 def test_cluster_compose_runs_two_nodes_on_one_redis_behind_haproxy(tmp_path: Path) -> None:
     """The cluster compose file: Redis with an append-only file, two ECS nodes in cluster
     mode with their own instance ids, HAProxy whose config is valid and names both."""
