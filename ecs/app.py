@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ecs import API_VERSION, __version__
-from ecs.auth import AuthMiddleware
+from ecs.auth import TASK_PATHS, AuthMiddleware
 from ecs.config import Settings
 from ecs.error_responses import install_error_handlers
 from ecs.exceptions import EcsError
@@ -80,7 +80,11 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
     app.include_router(metrics_router)
     install_error_handlers(app)
     # Added innermost first: correlation → auth → body guard → routes.
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.request_body_cap_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=settings.request_body_cap_bytes,
+        body_routes=frozenset(("POST", path) for path in TASK_PATHS),
+    )
     if runtime.keys is not None:
         app.add_middleware(
             AuthMiddleware,

@@ -1,4 +1,5 @@
-"""The ``ecs`` command line: ``serve``, ``check``, ``creds``, ``reap``."""
+"""The ``ecs`` command line: the server's ``serve``, ``check``, ``creds``, ``reap``, and the
+client's ``run``, ``wait``, ``cancel`` (``ecs.client``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ecs import __version__
+from ecs.client import add_client_commands, run_client_command
 from ecs.config import Settings, load_settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
 from ecs.exceptions import ConfigError, EcsError
@@ -21,7 +23,7 @@ from ecs.server import check_bind_address, check_engine, serve
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecs", description="Ephemeral Container Service")
     parser.add_argument("--version", action="version", version=f"ecs {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("serve", "serve the HTTP API"),
         ("check", "validate the configuration and reach the Docker Engine"),
@@ -29,6 +31,18 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--config", type=Path, help="TOML settings file")
+    serve_command = commands.choices["serve"]
+    serve_command.add_argument(
+        "--host", help="listen address (wins over ECS_HOST and the file; default 127.0.0.1)"
+    )
+    serve_command.add_argument(
+        "--port", type=int, help="listen port (wins over ECS_PORT and the file; default 8448)"
+    )
+    serve_command.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="wins over ECS_LOG_LEVEL and the file (default info)",
+    )
     commands.choices["reap"].add_argument(
         "--all-of-instance",
         action="store_true",
@@ -40,9 +54,20 @@ def _parser() -> argparse.ArgumentParser:
         description="generate N API key/secret pairs, append their bcrypt hashes to FILE "
         "and print the pairs (shown only this once)",
     )
-    creds.add_argument("count", type=int, metavar="N")
+    creds.add_argument("count", type=int, metavar="N", help="how many pairs to make")
     creds.add_argument("--file", type=Path, required=True, help="htpasswd file (created 0600)")
+    add_client_commands(commands)
     return parser
+
+
+def _command_line_settings(args: argparse.Namespace) -> dict[str, object]:
+    """``serve``'s --host, --port and --log-level: given, they win over env and file."""
+    given = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "log_level": getattr(args, "log_level", None),
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def run_cli(argv: list[str]) -> int:
@@ -51,7 +76,9 @@ def run_cli(argv: list[str]) -> int:
     try:
         if args.command == "creds":
             return _creds(args.count, args.file)
-        settings = load_settings(args.config)
+        if args.command in ("run", "wait", "cancel"):
+            return run_client_command(args)
+        settings = load_settings(args.config, **_command_line_settings(args))
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
             return serve(settings)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ecs.exceptions import EcsError, FieldProblem
 from ecs.responses import ErrorBody
@@ -17,6 +18,7 @@ log = structlog.get_logger(__name__)
 
 CORRELATION_HEADER = "X-ECS-Correlation-ID"
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -89,12 +91,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = str(exc.detail) if exc.detail else code.replace("_", " ")
     if exc.status_code == 404:
         message = f"no such resource: {request.method} {request.url.path}"
-    elif exc.status_code == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        message = f"method {request.method} is not allowed on {request.url.path}"
+        if allowed:
+            message += f"; allowed: {allowed}"
+            headers = {**(headers or {}), "Allow": allowed}
     return error_response(
         exc.status_code, [FieldProblem(code, message)], correlation_id_of(request), headers
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes on this path (a path may have a route per method)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -88,14 +88,21 @@ class CorrelationMiddleware:
 
 
 class BodyGuardMiddleware:
-    """Refuses request bodies that are not JSON (415) or larger than the cap (413)."""
+    """Refuses request bodies that are not JSON (415) or larger than the cap (413).
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    Only where a body is read (``body_routes``: method and path): anywhere else routing
+    answers first, so a wrong method is a 405 whatever its content type.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, body_routes: frozenset[tuple[str, str]]
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_routes = body_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http" or (scope["method"], scope["path"]) not in self.body_routes:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

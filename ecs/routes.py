@@ -28,6 +28,7 @@ def _self_link(request: Request) -> dict[str, Any]:
 
 
 @router.get("/_noop", response_model=NoopResponse, summary="Round trip only")
+@router.head("/_noop", include_in_schema=False)
 async def noop(request: Request, response: Response) -> dict[str, Any]:
     """Answer at once; the time it takes is the cost of reaching ECS."""
     response.headers["Location"] = str(request.url)
@@ -35,6 +36,7 @@ async def noop(request: Request, response: Response) -> dict[str, Any]:
 
 
 @router.get("/_version", response_model=VersionResponse, summary="ECS version")
+@router.head("/_version", include_in_schema=False)
 async def version(request: Request, response: Response) -> dict[str, Any]:
     """The version of ECS serving this request."""
     response.headers["Location"] = str(request.url)
@@ -48,6 +50,7 @@ async def version(request: Request, response: Response) -> dict[str, Any]:
     summary="Health",
     responses={503: {"model": HealthResponse, "description": "red"}, **error_responses(400)},
 )
+@router.head("/_health", include_in_schema=False)
 async def health(request: Request, quick: str | None = None) -> JSONResponse:
     """Quick (default) checks nothing external; ``quick=false`` checks the engine."""
     is_quick = parse_quick(quick)
@@ -71,6 +74,7 @@ async def health(request: Request, quick: str | None = None) -> JSONResponse:
 
 
 @metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@metrics_router.head("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """The Prometheus text exposition of this ECS process."""
     exposition = _runtime(request).metrics

@@ -130,6 +130,7 @@ async def create_task(request: Request) -> Response:
     summary="Read a task",
     responses=error_responses(400, 401, 404),
 )
+@router.head("/tasks/{task_id}", include_in_schema=False)
 async def read_task(
     request: Request,
     task_id: str,

@@ -177,3 +177,45 @@ async def test_stdin_asks_for_an_open_stdin_and_a_missing_image_is_404(tmp_path:
     assert created
     assert created[0]["StdinOnce"] is True
     assert engine.containers == {}
+
+
+ROUTES = {
+    "/v1.1/tasks": {"POST"},
+    "/v1.1/tasks/": {"POST"},
+    "/v1.1/tasks/0123abcd": {"GET", "HEAD", "DELETE"},
+    "/v1.1/_noop": {"GET", "HEAD"},
+    "/v1.1/_version": {"GET", "HEAD"},
+    "/v1.1/_health": {"GET", "HEAD"},
+    "/metrics": {"GET", "HEAD"},
+    "/openapi.json": {"GET", "HEAD"},
+    "/docs": {"GET", "HEAD"},
+}
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json"])
+async def test_every_wrong_method_on_every_route_is_405_with_allow(
+    tmp_path: Path, content_type: str | None
+) -> None:
+    """Whatever the body's type, a method a route does not take answers 405, names the
+    allowed ones in Allow, and is the JSON error body (none for HEAD)."""
+    headers = {"content-type": content_type} if content_type else {}
+    async with serving(tmp_path, LifecycleEngine()) as client:
+        for path, allowed in ROUTES.items():
+            for method in set(METHODS) - allowed:
+                answer = await client.request(method, path, headers=headers, content=b"{}")
+                assert answer.status_code == 405, (method, path, answer.text)
+                assert set(answer.headers["allow"].split(", ")) == allowed, (method, path)
+                if method != "HEAD":  # a HEAD answer has no body
+                    assert answer.json()["errors"][0]["code"] == "method_not_allowed"
+
+
+async def test_head_answers_like_get_without_a_body(tmp_path: Path) -> None:
+    """HEAD on each GET endpoint has GET's status and headers, and no body."""
+    async with serving(tmp_path, LifecycleEngine()) as client:
+        for path in ("/v1.1/_noop", "/v1.1/_version", "/v1.1/_health", "/metrics"):
+            get, head = await client.get(path), await client.head(path)
+            assert (head.status_code, head.content) == (get.status_code, b""), path
+            assert head.headers["content-type"] == get.headers["content-type"]
+        missing = await client.head("/v1.1/tasks/0123abcd")
+    assert missing.status_code == 404
