@@ -107,10 +107,23 @@ class TaskRunner:
 
     async def run(self, spec: TaskSpec, task_id: str) -> TaskOutcome:
         """Run ``spec`` to completion and return its outcome."""
+        # Create first: asking the engine whether it has the image before every create
+        # costs a round trip; a create that finds no image says so (404), and then we pull.
         with self._stage("pull"):
-            await self._puller.ensure_present(spec.image, spec.credentials)
-        with self._stage("create"):
-            container_id = await self._create(spec, task_id)
+            pulled = await self._puller.pull_first(spec.image, spec.credentials)
+        try:
+            with self._stage("create"):
+                container_id = await self._create(spec, task_id)
+        except EngineNotFound as exc:
+            if pulled:  # pulled a moment ago and still missing: nothing more to try
+                raise _not_found(spec, exc) from exc
+            with self._stage("pull"):
+                await self._puller.pull_missing(spec.image, spec.credentials)
+            try:
+                with self._stage("create"):
+                    container_id = await self._create(spec, task_id)
+            except EngineNotFound as again:
+                raise _not_found(spec, again) from again
         self._remover.track(container_id)
         try:
             if spec.files:
@@ -144,10 +157,7 @@ class TaskRunner:
         deadline = int(time.time() + spec.timeout_s)
         labels = container_labels(self._instance_id, task_id, deadline)
         config = container_config(request, self.policy, labels)
-        try:
-            return await self._docker.create_container(f"ecs-{task_id}", config)
-        except EngineNotFound as exc:
-            raise ImageNotFound(f"image {spec.image.familiar} not found: {exc.message}") from exc
+        return await self._docker.create_container(f"ecs-{task_id}", config)
 
     async def _run_created(self, container_id: str, spec: TaskSpec) -> TaskOutcome:
         demuxer = LogDemuxer(self._output_cap)
@@ -239,6 +249,10 @@ async def _feed(stdin: StdinWriter, data: bytes) -> None:
     with contextlib.suppress(EngineUnreachable):
         await stdin.write(data)
     await stdin.close()
+
+
+def _not_found(spec: TaskSpec, error: EngineNotFound) -> ImageNotFound:
+    return ImageNotFound(f"image {spec.image.familiar} not found: {error.message}")
 
 
 def _run_time_ms(state: Mapping[str, object]) -> int:

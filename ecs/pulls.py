@@ -121,6 +121,31 @@ class ImagePuller:
         await self._shared_pull(image, credentials)
         return True
 
+    async def pull_first(
+        self, image: ImageReference, request_credentials: Credentials | None
+    ) -> bool:
+        """Pull now if the policy pulls whether or not the image is there (``always``,
+        ``:latest`` by default); True if it did. Otherwise the create call finds out."""
+        pulls_always = self._policy is PullPolicy.ALWAYS or (
+            self._policy is PullPolicy.DEFAULT and image.is_latest
+        )
+        if not pulls_always:
+            return False
+        credentials = credentials_for(image, request_credentials, self._configured)
+        await self._shared_pull(image, credentials)
+        return True
+
+    async def pull_missing(
+        self, image: ImageReference, request_credentials: Credentials | None
+    ) -> None:
+        """The engine has no such image: pull it, unless the policy is ``never``."""
+        if self._policy is PullPolicy.NEVER:
+            raise ImageNotFound(
+                f"image {image.familiar} is not on this node and the pull policy is never"
+            )
+        credentials = credentials_for(image, request_credentials, self._configured)
+        await self._shared_pull(image, credentials)
+
     async def _shared_pull(self, image: ImageReference, credentials: Credentials | None) -> None:
         # Different credentials never share a pull: one client's access must not
         # stand in for another's.

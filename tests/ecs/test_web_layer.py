@@ -160,14 +160,14 @@ async def test_an_unreachable_engine_is_503_and_red_health(tmp_path: Path) -> No
 
 async def test_stdin_asks_for_an_open_stdin_and_a_missing_image_is_404(tmp_path: Path) -> None:
     """A task with stdin creates its container with OpenStdin/StdinOnce; an image the
-    engine lacks (pull policy never) is 404 with nothing created."""
+    engine lacks (pull policy never) is 404 from the create itself, nothing pulled or left."""
     engine = LifecycleEngine()
     async with serving(tmp_path, engine, pull_policy="never") as client:
         missing = await client.post("/v1.1/tasks", json={**TASK, "docker_image": "owner/nope:tag"})
     assert missing.status_code == 404
     assert missing.json()["errors"][0]["code"] == "image_not_found"
     assert engine.containers == {}
-    assert not [c for c in engine.calls if c.endswith("/containers/create")]
+    assert not [c for c in engine.calls if c.startswith("POST /images/create")]
     async with serving(tmp_path, engine) as client:
         fed = await client.post("/v1.1/tasks", json={**TASK, "stdin": "aGk="})
     # The fake has no stdin to attach to: the hijack is refused, so the task fails, but
