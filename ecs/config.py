@@ -25,6 +25,11 @@ from ecs.engine_version import ApiVersion
 from ecs.exceptions import ConfigError
 
 
+def default_slots(cores: int | None) -> int:
+    """Two task slots per core, at least two."""
+    return max(2, 2 * (cores or 1))
+
+
 class PullPolicy(StrEnum):
     """When to pull an image before running it."""
 
@@ -147,7 +152,12 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, description="decoded stdin plus files of one task, in bytes"
     )
 
-    max_concurrent_tasks: int = Field(4, gt=0)
+    max_concurrent_tasks: int = Field(
+        default_factory=lambda: default_slots(os.cpu_count()),
+        gt=0,
+        description="tasks running at once; default two per core (the engine's starts are "
+        "the work, and two per core keeps every core busy without queueing in the engine)",
+    )
     max_queued_tasks: int = Field(
         1000, ge=0, description="tasks (sync or async) waiting for a slot; beyond: 503"
     )
