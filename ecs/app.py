@@ -45,6 +45,8 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
             )
             # Nothing of this process runs yet: every container of this instance is an orphan.
             await runtime.janitor.reap_once(ReapMode.STARTUP)
+            if runtime.warm is not None:
+                await runtime.warm.start()
             await runtime.tasks.start()
             if runtime.cluster is not None:
                 await runtime.cluster.start()
@@ -61,6 +63,8 @@ def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = No
             # Requests cut off by the shutdown grace are still unwinding: let them finish,
             # then remove whatever they leave.
             await runtime.wait_idle(timeout_s=settings.engine_call_timeout_s)
+            if runtime.warm is not None:
+                await runtime.warm.close()
             await runtime.remover.drain()
             await _final_sweep(runtime)
             await runtime.aclose()

@@ -75,6 +75,21 @@ class LimitSettings(BaseModel):
         return self
 
 
+class WarmPoolSettings(BaseModel):
+    """One warm pool: idle containers of an image, started before their tasks come."""
+
+    image: str = Field(description="image reference with a tag or a digest")
+    size: int = Field(ge=1, le=64, description="idle containers kept running")
+    idle_cmd: list[str] = Field(
+        default_factory=lambda: ["sleep", "2147483647"],
+        min_length=1,
+        description="the idle containers' command: it must run in the image and do nothing",
+    )
+    max_idle_s: float = Field(
+        3600.0, gt=0, description="an idle container older than this is replaced"
+    )
+
+
 class ClusterSettings(BaseModel):
     """Cluster mode: every node shares limits, tasks and a queue in one Redis."""
 
@@ -210,6 +225,9 @@ class Settings(BaseSettings):
     callback_timeout_s: float = Field(10.0, gt=0, description="timeout of one callback POST")
 
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    warm_pools: list[WarmPoolSettings] = Field(
+        default_factory=list, description="images with idle containers waiting for tasks"
+    )
 
     shutdown_grace_s: int = Field(
         60, ge=0, description="seconds in-flight tasks get to finish after SIGTERM"

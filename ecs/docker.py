@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpcore
 import httpx
 
 from ecs.engine_version import (
@@ -38,6 +37,7 @@ from ecs.exceptions import (
     EngineUnauthorized,
     EngineUnreachable,
 )
+from ecs.hijack import HijackedStream
 
 JsonObject = dict[str, Any]
 
@@ -209,18 +209,32 @@ class DockerClient:
             yield response.aiter_raw()
 
     @asynccontextmanager
-    async def attach_stdin(self, container_id: str) -> AsyncIterator[StdinWriter]:
+    async def attach_stdin(self, container_id: str) -> AsyncIterator[HijackedStream]:
         """A hijacked connection to the container's stdin (created with ``OpenStdin``).
 
-        The engine upgrades the attach to a raw stream; closing it (leaving the block) is
-        the end-of-file the task reads, since the container was created ``StdinOnce``.
+        Closing it (leaving the block) is the end-of-file the task reads, since the
+        container was created ``StdinOnce``.
         """
         path = f"/containers/{container_id}/attach"
+        async with self.hijack(path, params={"stream": "1", "stdin": "1"}) as stream:
+            yield stream
+
+    @asynccontextmanager
+    async def hijack(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: JsonObject | None = None,
+    ) -> AsyncIterator[HijackedStream]:
+        """POST ``path`` asking the engine to upgrade it to a raw two-way stream (attach,
+        exec start); the stream is closed when the block ends."""
         url = await self._path(path, True)
         request = self._http.build_request(
             "POST",
             url,
-            params={"stream": "1", "stdin": "1"},
+            params=params,
+            json=body,
             headers={"Connection": "Upgrade", "Upgrade": "tcp"},
             timeout=httpx.Timeout(None, connect=self._http.timeout.connect),
         )
@@ -229,20 +243,39 @@ class DockerClient:
         try:
             if response.status_code >= 400:
                 self._check(response.status_code, await response.aread(), "POST", path)
-            stream = response.extensions.get("network_stream")
-            if response.status_code != 101 or stream is None:
-                raise self._counted(
-                    EngineApiError(
-                        f"engine did not upgrade the stdin attach ({response.status_code})"
-                    )
-                )
-            writer = StdinWriter(stream)
+            network = response.extensions.get("network_stream")
+            if response.status_code != 101 or network is None:
+                status = response.status_code
+                raise self._counted(EngineApiError(f"engine did not upgrade {path} ({status})"))
+            stream = HijackedStream(network)
             try:
-                yield writer
+                yield stream
             finally:
-                await writer.close()
+                await stream.close()
         finally:
             await response.aclose()
+
+    async def events(self, params: Mapping[str, str]) -> list[JsonObject]:
+        """``GET /events`` between ``since`` and ``until``: the engine's events, decoded."""
+        response = await self._call("GET", "/events", params=params)
+        events = []
+        for line in response.text.splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    events.append(event)
+        return events
+
+    async def call_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: JsonObject | None = None,
+    ) -> Any:
+        """One versioned call; its decoded JSON answer (``{}`` for an empty one)."""
+        return await self._json(method, path, params=params, body=body)
 
     async def put_archive(self, container_id: str, path: str, archive: bytes) -> None:
         """Unpack a tar archive into the container at ``path`` (before it starts)."""
@@ -366,29 +399,6 @@ class DockerClient:
             if not (first_attempt and is_version_refusal(response.status_code, message)):
                 self._check(response.status_code, content, method, path)
             await self._renegotiate(used or self._version, message)
-
-
-class StdinWriter:
-    """Writes to a hijacked stdin stream; the first failure (the task exited) ends it."""
-
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
-        self._stream = stream
-        self._closed = False
-
-    async def write(self, data: bytes, chunk_bytes: int = 64 * 1024) -> None:
-        """Write ``data`` in chunks; raise EngineUnreachable when the stream is gone."""
-        try:
-            for start in range(0, len(data), chunk_bytes):
-                await self._stream.write(data[start : start + chunk_bytes])
-        except (OSError, httpcore.NetworkError) as exc:
-            raise EngineUnreachable(f"stdin stream closed: {exc}") from exc
-
-    async def close(self) -> None:
-        """Hang up: the task reads end-of-file."""
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(Exception):  # already broken is closed enough
-                await self._stream.aclose()
 
 
 def _stream_error(event: object) -> str | None:

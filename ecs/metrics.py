@@ -38,7 +38,7 @@ DURATION_BUCKETS = (
     300.0,
     600.0,
 )
-STAGES = ("pull", "create", "files", "start", "run", "logs", "delete")
+STAGES = ("pull", "create", "files", "start", "run", "logs", "exec", "delete")
 OUTCOMES = ("exited", "timed_out", "oom_killed", "pull_failed", "rejected", "error")
 
 
@@ -121,6 +121,26 @@ class EcsMetrics:
         self._redis_errors = Counter(
             "ecs_redis_errors", "Failed Redis calls", registry=self.registry
         )
+        self._pool_size = Gauge(
+            "ecs_pool_size", "Idle containers the warm pools keep", registry=self.registry
+        )
+        self._pool_idle = Gauge(
+            "ecs_pool_idle", "Idle containers ready now", registry=self.registry
+        )
+        self._pool_hits = Counter(
+            "ecs_pool_hits", "Tasks that ran in a warm container", registry=self.registry
+        )
+        self._pool_misses = Counter(
+            "ecs_pool_misses",
+            "Tasks of a pooled image that found no idle container (cold path)",
+            registry=self.registry,
+        )
+        self._pool_refill = Histogram(
+            "ecs_pool_refill_seconds",
+            "Making one idle container (create, start, check)",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
         for stage in STAGES:
             self.stage_duration.labels(stage)
         for outcome in OUTCOMES:
@@ -176,6 +196,19 @@ class EcsMetrics:
     def task_lost(self) -> None:
         """This node settled a dead node's task as node_lost."""
         self._cluster_lost.inc()
+
+    def track_pools(self, size: Callable[[], int], idle: Callable[[], int]) -> None:
+        """Read the warm pools' gauges at scrape time."""
+        self._pool_size.set_function(size)
+        self._pool_idle.set_function(idle)
+
+    def pool_taken(self, hit: bool) -> None:
+        """A task for a pooled image found an idle container (hit) or none (miss)."""
+        (self._pool_hits if hit else self._pool_misses).inc()
+
+    def pool_refilled(self, seconds: float) -> None:
+        """One idle container made."""
+        self._pool_refill.observe(seconds)
 
     def engine_error(self, kind: str) -> None:
         """One failed engine call."""

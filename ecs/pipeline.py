@@ -13,11 +13,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
 from ecs.demux import LogDemuxer
-from ecs.docker import DockerClient, StdinWriter
+from ecs.docker import DockerClient
 from ecs.exceptions import (
     EngineError,
     EngineNotFound,
@@ -26,6 +27,7 @@ from ecs.exceptions import (
     ImageNotFound,
     InvalidRequest,
 )
+from ecs.hijack import HijackedStream
 from ecs.imageref import ImageReference
 from ecs.pulls import ImagePuller
 from ecs.registry_auth import Credentials
@@ -78,6 +80,24 @@ class TaskOutcome:
     duration_ms: int
 
 
+class Pooled(Protocol):
+    """A warm pool's container, taken for one task."""
+
+    @property
+    def container_id(self) -> str:
+        """The container's id."""
+
+
+class WarmTasks(Protocol):
+    """The warm path (``ecs.warm_run``): a pooled container for an image, and a task in it."""
+
+    def take(self, image: ImageReference) -> Pooled | None:
+        """An idle container of ``image`` for one task, or None (take the cold path)."""
+
+    async def run(self, container: Pooled, spec: TaskSpec, task_id: str) -> TaskOutcome:
+        """Run ``spec`` in ``container``; the caller removes it afterwards."""
+
+
 def new_task_id() -> str:
     """A random id naming the task's container and its log lines."""
     return uuid.uuid4().hex
@@ -96,8 +116,10 @@ class TaskRunner:
         instance_id: str,
         output_cap_bytes: int,
         on_stage: StageObserver = _ignore_stage,
+        warm: WarmTasks | None = None,
     ) -> None:
         self._docker = docker
+        self._warm = warm
         self._puller = puller
         self._remover = remover
         self.policy = policy  # refitted once the engine is known (Runtime.connect_engine)
@@ -107,6 +129,15 @@ class TaskRunner:
 
     async def run(self, spec: TaskSpec, task_id: str) -> TaskOutcome:
         """Run ``spec`` to completion and return its outcome."""
+        pooled = self._warm.take(spec.image) if self._warm is not None else None
+        if pooled is not None:
+            assert self._warm is not None
+            self._remover.track(pooled.container_id)
+            try:
+                with self._stage("exec"):
+                    return await self._warm.run(pooled, spec, task_id)
+            finally:
+                self._remover.remove_later(pooled.container_id)
         # Create first: asking the engine whether it has the image before every create
         # costs a round trip; a create that finds no image says so (404), and then we pull.
         with self._stage("pull"):
@@ -241,7 +272,7 @@ async def _collect(output: AsyncIterator[bytes], demuxer: LogDemuxer) -> None:
     demuxer.close()
 
 
-async def _feed(stdin: StdinWriter, data: bytes) -> None:
+async def _feed(stdin: HijackedStream, data: bytes) -> None:
     """Write the task's stdin, then hang up: the task reads end-of-file.
 
     A task that exits without reading it all breaks the stream; that is its choice.

@@ -34,6 +34,7 @@ from ecs.sandbox import ContainerPolicy
 from ecs.slots import TaskSlots
 from ecs.task_body import TaskLimits, parse_task_request
 from ecs.task_service import Prepare, TaskService
+from ecs.warm_run import WarmPath, build_warm_path
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,7 @@ class Runtime:
     callback_http: httpx.AsyncClient
     prepare: Prepare  # body → checked spec, the same for sync and stored tasks
     cluster: ClusterNode | None = None  # cluster mode's heartbeats, worker and sweeps
+    warm: WarmPath | None = None  # the warm pools, if any are configured
     redis: aioredis.Redis | None = None
     active: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -157,6 +159,11 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         log_options=settings.log_options,
         runtime=settings.runtime,
     )
+    allowlist = ImageAllowlist(settings.image_allowlist)
+    # The runner's policy is refitted once the engine is known: pools read it then.
+    warm = build_warm_path(
+        settings, docker, puller, remover, allowlist, lambda: runner.policy, metrics
+    )
     runner = TaskRunner(
         docker,
         puller,
@@ -165,6 +172,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         instance_id=settings.instance_id,
         output_cap_bytes=settings.output_cap_bytes,
         on_stage=metrics.observe_stage,
+        warm=warm,
     )
     janitor = Janitor(
         docker,
@@ -172,7 +180,9 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         margin_s=settings.janitor_margin_s,
         # A container is registered as soon as its create call returns.
         creation_grace_s=settings.engine_call_timeout_s,
-        is_owned=remover.owns,
+        is_owned=lambda container_id: (
+            remover.owns(container_id) or (warm is not None and warm.owns(container_id))
+        ),
         on_reaped=metrics.containers_reaped,
     )
     slots = TaskSlots(
@@ -192,7 +202,6 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         else None
     )
     limits = TaskLimits.from_settings(settings)
-    allowlist = ImageAllowlist(settings.image_allowlist)
     prepare = task_preparer(limits, allowlist)
     tasks = TaskService(
         backends.store,
@@ -239,6 +248,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         prepare=prepare,
         cluster=cluster,
         redis=backends.redis,
+        warm=warm,
     )
 
 

@@ -10,6 +10,7 @@ LABEL_MANAGED = "io.ecs.managed"
 LABEL_INSTANCE = "io.ecs.instance"
 LABEL_TASK = "io.ecs.task"
 LABEL_DEADLINE = "io.ecs.deadline"
+LABEL_POOL = "io.ecs.pool"  # a warm pool's container (idle, or taken by one task)
 
 _MIB = 1024 * 1024
 # gVisor's runsc (ptrace platform) runs every guest process on host threads of its own and
@@ -32,6 +33,20 @@ class ContainerPolicy:
     log_options: Mapping[str, str] = field(default_factory=dict)
     runtime: str | None = None  # the engine's default when None
     gvisor: bool = False  # the runtime is runsc: the pids limit must cover the sandbox too
+
+
+def resource_limits(
+    memory_mb: int, cpus: float, pids: int, policy: ContainerPolicy
+) -> dict[str, Any]:
+    """The ``HostConfig`` limits of a task (also a container ``update`` body)."""
+    overhead_mb = GVISOR_MEMORY_OVERHEAD_MB if policy.gvisor else 0
+    memory = (memory_mb + overhead_mb) * _MIB
+    return {
+        "Memory": memory,
+        "MemorySwap": memory,  # equal to Memory: no swap on top of the limit
+        "NanoCpus": int(cpus * 1_000_000_000),
+        "PidsLimit": host_pids_limit(pids, gvisor=policy.gvisor),
+    }
 
 
 def host_pids_limit(pids: int, *, gvisor: bool) -> int:
@@ -67,8 +82,6 @@ def container_config(
     request: ContainerRequest, policy: ContainerPolicy, labels: Mapping[str, str]
 ) -> dict[str, Any]:
     """The ``POST /containers/create`` body: no network, no capabilities, hard limits."""
-    overhead_mb = GVISOR_MEMORY_OVERHEAD_MB if policy.gvisor else 0
-    memory = (request.memory_mb + overhead_mb) * _MIB
     host_config: dict[str, Any] = {
         "NetworkMode": "none",
         "CapDrop": ["ALL"],
@@ -76,10 +89,7 @@ def container_config(
         "Privileged": False,
         "Binds": [],
         "Mounts": [],
-        "Memory": memory,
-        "MemorySwap": memory,  # equal to Memory: no swap on top of the limit
-        "NanoCpus": int(request.cpus * 1_000_000_000),
-        "PidsLimit": host_pids_limit(request.pids, gvisor=policy.gvisor),
+        **resource_limits(request.memory_mb, request.cpus, request.pids, policy),
         "Init": True,
         "ReadonlyRootfs": policy.read_only_rootfs,
         "LogConfig": {"Type": policy.log_driver, "Config": dict(policy.log_options)},

@@ -105,12 +105,22 @@ def conflicting_paths(paths: Sequence[str]) -> list[int]:
     return conflicts
 
 
-def input_archive(files: Iterable[InputFile], mtime: float) -> bytes:
+def input_archive(
+    files: Iterable[InputFile], mtime: float, directories_too: Iterable[str] = ()
+) -> bytes:
     """A tar archive of ``files`` relative to ``/``, parent directories (0755) included,
-    every entry dated ``mtime``."""
+    plus the directories ``directories_too``, every entry dated ``mtime``."""
     buffer = io.BytesIO()
     directories: set[str] = set()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for directory in directories_too:
+            for parent in [*_parents(directory), directory]:
+                if parent not in directories:
+                    directories.add(parent)
+                    entry = tarfile.TarInfo(parent.lstrip("/"))
+                    entry.type, entry.mode = tarfile.DIRTYPE, _DIRECTORY_MODE
+                    entry.mtime = int(mtime)
+                    archive.addfile(entry)
         for item in files:
             for parent in _parents(item.path):
                 if parent not in directories:

@@ -53,8 +53,9 @@ def engine(engine_target: EngineTarget) -> Iterator[httpx.Client]:
     client.close()
 
 
-def managed_containers(engine: httpx.Client) -> list[dict[str, Any]]:
-    """Every container, running or not, made by an ECS of this test session."""
+def managed_containers(engine: httpx.Client, *, idle_pool: bool = False) -> list[dict[str, Any]]:
+    """Every container, running or not, made by an ECS of this test session — but a warm
+    pool's idle ones (named ``ecs-pool-…`` until a task takes them) unless asked."""
     answer = engine.get(
         "/containers/json", params={"all": "1", "filters": f'{{"label": ["{MANAGED_LABEL}"]}}'}
     )
@@ -65,6 +66,7 @@ def managed_containers(engine: httpx.Client) -> list[dict[str, Any]]:
         if (container.get("Labels") or {})
         .get("io.ecs.instance", "")
         .startswith(SESSION_INSTANCE_PREFIX)
+        and (idle_pool or not any(n.startswith("/ecs-pool-") for n in container["Names"]))
     ]
 
 

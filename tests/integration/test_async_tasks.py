@@ -24,12 +24,10 @@ SLEEP = {"docker_image": "owner/repo:tag", "cmd": ["sleep", "60"]}
 
 
 def created_containers(engine: httpx.Client, instance_id: str, since: float) -> int:
-    """How many containers ECS ``instance_id`` created since ``since``, from engine events."""
-    filters = {
-        "type": ["container"],
-        "event": ["create"],
-        "label": [f"io.ecs.instance={instance_id}"],
-    }
+    """How many containers ECS ``instance_id`` gave a task since ``since``, from engine
+    events: containers it created for a task, plus warm pool containers it ran one in
+    (an exec); a pool's idle containers are not counted until a task takes them."""
+    filters = {"type": ["container"], "label": [f"io.ecs.instance={instance_id}"]}
     answer = engine.get(
         "/events",
         params={
@@ -40,7 +38,14 @@ def created_containers(engine: httpx.Client, instance_id: str, since: float) -> 
         timeout=30,
     )
     answer.raise_for_status()
-    return len([line for line in answer.text.splitlines() if line.strip()])
+    count = 0
+    for line in filter(str.strip, answer.text.splitlines()):
+        event = json.loads(line)
+        name = event["Actor"]["Attributes"].get("name", "")
+        cold = event["Action"] == "create" and not name.startswith("ecs-pool-")
+        if cold or event["Action"].startswith("exec_create"):
+            count += 1
+    return count
 
 
 @pytest.fixture

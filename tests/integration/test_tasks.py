@@ -239,5 +239,5 @@ def test_a_command_missing_from_the_image_is_the_tasks_failure(
     assert answer.status_code == 201, answer.text
     assert answer.json()["exitCode"] == (1 if engine_target.podman else 127)
     stderr = decoded(answer, "stderr")
-    assert b"No such file or directory" in stderr
+    assert b"no such file or directory" in stderr.lower()
     assert engine_target.podman or b"/no/such/program" in stderr

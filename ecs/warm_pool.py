@@ -1,0 +1,204 @@
+"""Warm pools: idle containers started before the request comes, one task each.
+
+For an image in ``warm_pools``, ECS keeps ``size`` containers of it running an idle
+command, created with exactly the task sandbox (no network, no capabilities, limits,
+init) and labelled as pooled. A task for that image takes one, runs its command in it
+with ``exec`` (``ecs.warm_run``), and the container is removed after the task: one
+container, one task, never reused. The pool refills in the background; a task that
+finds it empty takes the cold path.
+
+An idle container carries a deadline ``max_idle_s`` ahead, after which this pool
+replaces it: should this instance die, any janitor reaps its idle containers then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from ecs.docker import DockerClient
+from ecs.exceptions import EcsError
+from ecs.imageref import ImageReference
+from ecs.pulls import ImagePuller
+from ecs.removal import ContainerRemover
+from ecs.sandbox import (
+    LABEL_POOL,
+    ContainerPolicy,
+    ContainerRequest,
+    container_config,
+    container_labels,
+)
+
+log = structlog.get_logger(__name__)
+
+_RETRY_AFTER_FAILURE_S = 5.0
+
+
+@dataclass(frozen=True)
+class PooledContainer:
+    """An idle container ready for one task, and what it was made with."""
+
+    container_id: str
+    memory_mb: int
+    cpus: float
+    pids: int
+    entrypoint: tuple[str, ...]  # the image's, which exec does not apply by itself
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """What a pool's containers are: image, count, idle command and default limits."""
+
+    image: ImageReference
+    size: int
+    idle_cmd: Sequence[str]
+    memory_mb: int
+    cpus: float
+    pids: int
+    max_idle_s: float
+
+
+class WarmPool:
+    """Keeps ``shape.size`` idle containers of one image running."""
+
+    def __init__(
+        self,
+        docker: DockerClient,
+        puller: ImagePuller,
+        shape: PoolShape,
+        policy: Callable[[], ContainerPolicy],
+        remover: ContainerRemover,
+        *,
+        instance_id: str,
+        on_refill: Callable[[float], None] = lambda _seconds: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._docker = docker
+        self._puller = puller
+        self.shape = shape
+        self._policy = policy
+        self._remover = remover
+        self._instance_id = instance_id
+        self._on_refill = on_refill
+        self._clock = clock
+        self._idle: deque[tuple[PooledContainer, float]] = deque()  # (container, made at)
+        self._making = 0
+        self._entrypoint: tuple[str, ...] = ()
+        self._wanted = asyncio.Event()
+        self._filler: asyncio.Task[None] | None = None
+        self._owned: set[str] = set()
+
+    @property
+    def idle(self) -> int:
+        """Idle containers ready now."""
+        return len(self._idle)
+
+    def owns(self, container_id: str) -> bool:
+        """An idle (or being made) container of this pool: not the janitor's."""
+        return container_id in self._owned
+
+    async def start(self) -> None:
+        """Learn the image's entrypoint (pulling it if need be), then fill in the background.
+
+        A pool whose image cannot be had logs why and stays empty: its tasks run cold.
+        """
+        try:
+            await self._puller.ensure_present(self.shape.image, None)
+            path = f"/images/{self.shape.image.familiar}/json"
+            image = await self._docker.call_json("GET", path)
+        except EcsError as exc:
+            log.error("warm_pool_disabled", image=self.shape.image.familiar, error=exc.message)
+            return
+        entrypoint = (image.get("Config") or {}).get("Entrypoint") or []
+        self._entrypoint = tuple(str(part) for part in entrypoint)
+        self._wanted.set()
+        self._filler = asyncio.create_task(self._fill_forever())
+
+    def take(self) -> PooledContainer | None:
+        """An idle container for one task (it is the task's from now on), or None."""
+        while self._idle:
+            container, made = self._idle.popleft()
+            self._wanted.set()
+            if self._clock() - made < self.shape.max_idle_s:
+                self._owned.discard(container.container_id)
+                return container
+            self._discard(container)  # too old: its deadline label is near
+        return None
+
+    async def close(self) -> None:
+        """Stop refilling and remove the idle containers."""
+        if self._filler is not None:
+            self._filler.cancel()
+            await asyncio.gather(self._filler, return_exceptions=True)
+        while self._idle:
+            container, _ = self._idle.popleft()
+            self._discard(container)
+
+    async def _fill_forever(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            while len(self._idle) + self._making < self.shape.size:
+                self._making += 1
+                started = time.perf_counter()
+                try:
+                    container = await self._make()
+                except EcsError as exc:
+                    image = self.shape.image.familiar
+                    log.warning("warm_pool_refill_failed", image=image, error=exc.message)
+                    await asyncio.sleep(_RETRY_AFTER_FAILURE_S)
+                    self._wanted.set()
+                    break
+                finally:
+                    self._making -= 1
+                self._idle.append((container, self._clock()))
+                self._on_refill(time.perf_counter() - started)
+
+    async def _make(self) -> PooledContainer:
+        shape = self.shape
+        request = ContainerRequest(
+            image=shape.image.familiar,
+            cmd=list(shape.idle_cmd),
+            env={},
+            memory_mb=shape.memory_mb,
+            cpus=shape.cpus,
+            pids=shape.pids,
+        )
+        deadline = int(self._clock() + shape.max_idle_s)
+        labels = {**container_labels(self._instance_id, f"pool-{uuid.uuid4().hex}", deadline)}
+        labels[LABEL_POOL] = "true"
+        config = container_config(request, self._policy(), labels)
+        # The idle command replaces the entrypoint, which the task's exec puts back.
+        config["Entrypoint"] = []
+        name = f"ecs-pool-{uuid.uuid4().hex[:16]}"
+        container_id = await self._docker.create_container(name, config)
+        self._owned.add(container_id)
+        try:
+            await self._docker.start(container_id)
+            state = (await self._docker.inspect(container_id)).get("State", {})
+            if not state.get("Running"):
+                raise EcsError(
+                    f"pool container of {shape.image.familiar} exited at once (exit "
+                    f"{state.get('ExitCode')}): is {list(shape.idle_cmd)} in the image?"
+                )
+        except BaseException:
+            self._owned.discard(container_id)
+            with contextlib.suppress(EcsError):
+                await self._docker.remove(container_id)
+            raise
+        return PooledContainer(
+            container_id, shape.memory_mb, shape.cpus, shape.pids, self._entrypoint
+        )
+
+    def _discard(self, container: PooledContainer) -> None:
+        """Hand an idle container over to the background removal."""
+        self._remover.track(container.container_id)
+        self._owned.discard(container.container_id)
+        self._remover.remove_later(container.container_id)
