@@ -39,6 +39,7 @@ from ecs.sandbox import (
 log = structlog.get_logger(__name__)
 
 _RETRY_AFTER_FAILURE_S = 5.0
+_MAX_RETRY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class WarmPool:
         self._clock = clock
         self._idle: deque[tuple[PooledContainer, float]] = deque()  # (container, made at)
         self._making = 0
+        self._failures = 0  # refills failed in a row: the wait before the next grows
         self._entrypoint: tuple[str, ...] = ()
         self._wanted = asyncio.Event()
         self._filler: asyncio.Task[None] | None = None
@@ -153,11 +155,15 @@ class WarmPool:
                 except EcsError as exc:
                     image = self.shape.image.familiar
                     log.warning("warm_pool_refill_failed", image=image, error=exc.message)
-                    await asyncio.sleep(_RETRY_AFTER_FAILURE_S)
+                    self._failures += 1
+                    await asyncio.sleep(
+                        min(_MAX_RETRY_S, _RETRY_AFTER_FAILURE_S * 2 ** (self._failures - 1))
+                    )
                     self._wanted.set()
                     break
                 finally:
                     self._making -= 1
+                self._failures = 0
                 self._idle.append((container, self._clock()))
                 self._on_refill(time.perf_counter() - started)
 
