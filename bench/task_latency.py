@@ -1,13 +1,19 @@
-"""Side-by-side task latency: ECS vs ``docker run --rm`` vs the bare engine API sequence.
+"""Side-by-side task latency: ECS cold and warm vs ``docker run --rm`` vs the bare engine.
 
-One run, one engine, the same trivial task three ways, at concurrency 1 and at ECS's slot
-count, interleaved in small blocks so that drift on the machine hits all three alike:
+One run, one engine, the same trivial task five ways, at concurrency 1 and at ECS's slot
+count, interleaved in small blocks so that drift on the machine hits all of them alike:
 
 1. ``docker run --rm --network none local/busybox:1 sh -c 'echo hi'`` (the CLI);
 2. the bare engine sequence create → attach → start → wait → inspect from a minimal
    keep-alive client, timed to the answer (the delete after it is not counted, just as
-   ECS deletes after answering): ECS's work without ECS;
-3. ``POST /v1.1/tasks`` to an ``ecs serve`` started by this script on 127.0.0.1.
+   ECS deletes after answering): ECS's cold work without ECS;
+3. the bare exec: exec create → start (attached) → inspect of the same command in an
+   already running container of the image (reused: the engine's floor for the warm path);
+4. ``POST /v1.1/tasks`` to an ``ecs serve`` started by this script (cold path);
+5. the same to a second ``ecs serve`` with a warm pool of the image: each task takes a
+   pooled container, runs by exec and the container is removed. Before each of its blocks
+   the pool is let refill to its size, so the figures are a warm task's; sustained, a
+   node's warm throughput is bound by how fast the engine makes new pooled containers.
 
 At each concurrency every way runs with that many closed-loop client threads; throughput
 is tasks per second of wall time. ECS's own stage histogram (``/metrics``, scraped before
@@ -46,7 +52,10 @@ CMD = ["sh", "-c", "echo hi"]
 SLOTS = 4  # ECS's default max_concurrent_tasks
 CLI = "docker run --rm"
 BARE = "bare engine sequence"
+BARE_EXEC = "bare exec in a running container"
 ECS = "ECS POST /v1.1/tasks"
+ECS_WARM = "ECS POST /v1.1/tasks, warm pool"
+POOL_SIZE = 2 * SLOTS  # a block's worth of warm tasks
 Way = Callable[[], float]
 
 
@@ -91,6 +100,42 @@ def bare_engine_run(engine: httpx.Client) -> float:
         return time.perf_counter() - started
     finally:
         engine.delete(f"/containers/{container}", params={"force": 1, "v": 1})
+
+
+def bare_exec_run(engine: httpx.Client, container: str) -> float:
+    """The trivial command by exec in a running container: create, start attached, inspect."""
+    started = time.perf_counter()
+    body = {"Cmd": CMD, "AttachStdout": True, "AttachStderr": True, "Tty": False}
+    exec_id = engine.post(f"/containers/{container}/exec", json=body).json()["Id"]
+    engine.post(f"/exec/{exec_id}/start", json={"Detach": False, "Tty": False}).raise_for_status()
+    engine.get(f"/exec/{exec_id}/json").raise_for_status()
+    return time.perf_counter() - started
+
+
+def running_container(engine: httpx.Client) -> str:
+    """A container of the image with the task sandbox, running an idle command."""
+    request = ContainerRequest(IMAGE, ["sleep", "2147483647"], {}, 256, 1.0, 256)
+    body = container_config(request, ContainerPolicy(), {"io.ecs.bench": "task_latency"})
+    container = str(engine.post("/containers/create", json=body).json()["Id"])
+    engine.post(f"/containers/{container}/start").raise_for_status()
+    return container
+
+
+def pool_full(server: EcsServer) -> bool:
+    """The warm server's pool holds its size of idle containers."""
+    for line in server.metrics().splitlines():
+        if line.startswith("ecs_pool_idle "):
+            return float(line.split()[1]) >= POOL_SIZE
+    return False
+
+
+def wait_for_pool(server: EcsServer, timeout_s: float = 60) -> None:
+    """Until the warm pool refilled (not timed)."""
+    deadline = time.monotonic() + timeout_s
+    while not pool_full(server):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm pool did not refill")
+        time.sleep(0.1)
 
 
 def ecs_run(ecs: httpx.Client) -> float:
@@ -150,19 +195,29 @@ def summarize(latencies: list[float], wall: float) -> dict[str, float]:
 
 
 def measure_level(
-    concurrency: int, runs: int, warmup: int, ecs_server: EcsServer
+    concurrency: int, runs: int, warmup: int, ecs_server: EcsServer, warm_server: EcsServer
 ) -> dict[str, Any]:
     """Each way ``runs`` times at ``concurrency``, interleaved in blocks, plus ECS's stages."""
     engines = [engine_client() for _ in range(concurrency)]
+    execs = [engine_client() for _ in range(concurrency)]
+    idle = [running_container(engine) for engine in execs]
     clients = [httpx.Client(base_url=ecs_server.url, timeout=60) for _ in range(concurrency)]
+    warm = [httpx.Client(base_url=warm_server.url, timeout=60) for _ in range(concurrency)]
     try:
         ways: dict[str, list[Way]] = {
+            ECS_WARM: [lambda c=c: ecs_run(c) for c in warm],  # type: ignore[misc]
             CLI: [docker_cli_run] * concurrency,
             BARE: [lambda e=e: bare_engine_run(e) for e in engines],  # type: ignore[misc]
+            BARE_EXEC: [
+                lambda e=e, c=c: bare_exec_run(e, c)  # type: ignore[misc]
+                for e, c in zip(execs, idle, strict=True)
+            ],
             ECS: [lambda c=c: ecs_run(c) for c in clients],  # type: ignore[misc]
         }
-        for workers in ways.values():
+        for name, workers in ways.items():
             run_block(workers, warmup * concurrency)
+            if name == ECS_WARM:
+                wait_for_pool(warm_server)
         block = 2 * concurrency
         samples: dict[str, list[float]] = {name: [] for name in ways}
         walls = dict.fromkeys(ways, 0.0)
@@ -173,9 +228,13 @@ def measure_level(
                 latencies, wall = run_block(workers, block)
                 samples[name] += latencies
                 walls[name] += wall
+                if name == ECS_WARM:  # its refill must not run into the other ways' blocks
+                    wait_for_pool(warm_server)
         stages = [vars(c) for c in stage_costs(before, ecs_server.metrics())]
     finally:
-        for client in [*engines, *clients]:
+        for engine, container in zip(execs, idle, strict=True):
+            engine.delete(f"/containers/{container}", params={"force": 1, "v": 1})
+        for client in [*engines, *execs, *clients, *warm]:
             client.close()
     return {
         "ways": {name: summarize(samples[name], walls[name]) for name in ways},
@@ -193,6 +252,9 @@ def ratios(level: dict[str, Any]) -> dict[str, float]:
         "ecs_throughput_over_bare": ways[ECS]["tasks_per_s"] / ways[BARE]["tasks_per_s"],
         "ecs_throughput_over_cli": ways[ECS]["tasks_per_s"] / ways[CLI]["tasks_per_s"],
         "ecs_overhead_ms": ways[ECS]["p50"] - ways[BARE]["p50"],
+        "ecs_p50_over_bare": ways[ECS]["p50"] / ways[BARE]["p50"],
+        "warm_p50_over_bare_cold_p50": ways[ECS_WARM]["p50"] / ways[BARE]["p50"],
+        "warm_p50_over_bare_exec_p50": ways[ECS_WARM]["p50"] / ways[BARE_EXEC]["p50"],
     }
 
 
@@ -238,6 +300,26 @@ def report(results: dict[int, dict[str, Any]], runs: int) -> str:
             f"**{r['ecs_throughput_over_bare']:.2f}×**, / CLI "
             f"**{r['ecs_throughput_over_cli']:.2f}×**"
         )
+    for concurrency, level in results.items():
+        r = ratios(level)
+        lines.append(
+            f"- concurrency {concurrency}, warm pool: ECS warm p50 / bare cold p50 "
+            f"**{r['warm_p50_over_bare_cold_p50']:.2f}×** (target ≤ 0.5×: "
+            f"{verdict(r['warm_p50_over_bare_cold_p50'] <= 0.5)}); / bare exec p50 "
+            f"**{r['warm_p50_over_bare_exec_p50']:.2f}×**"
+        )
+    first = ratios(results[min(results)])
+    lines.append(
+        f"- Cold path at one client: ECS p50 − bare p50 **{first['ecs_overhead_ms']:+.1f} ms** "
+        f"(target ≤ +3 ms: {verdict(first['ecs_overhead_ms'] <= 3)})"
+    )
+    slots = ratios(results[max(results)])
+    lines.append(
+        f"- Cold path at the slot count: ECS p50 / bare p50 **{slots['ecs_p50_over_bare']:.2f}×** "
+        f"(target ≤ 1.05×: {verdict(slots['ecs_p50_over_bare'] <= 1.05)}); throughput / bare "
+        f"**{slots['ecs_throughput_over_bare']:.2f}×** (target ≥ 0.97×: "
+        f"{verdict(slots['ecs_throughput_over_bare'] >= 0.97)})"
+    )
     one = ratios(results[1])
     lines.append(
         f"- ECS p99 / p50 at concurrency 1: **{one['ecs_p99_over_p50']:.2f}×** "
@@ -253,6 +335,29 @@ def report(results: dict[int, dict[str, Any]], runs: int) -> str:
     return "\n".join(lines)
 
 
+def plot(results: dict[int, dict[str, Any]], path: Path) -> None:
+    """p50 bars with p90 whiskers per way, one panel per concurrency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, panels = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    for panel, (concurrency, level) in zip(panels[0], results.items(), strict=True):
+        names = list(level["ways"])
+        p50 = [level["ways"][n]["p50"] for n in names]
+        p90 = [level["ways"][n]["p90"] for n in names]
+        errors = [[0] * len(names), [b - a for a, b in zip(p50, p90, strict=True)]]
+        panel.bar(range(len(names)), p50, yerr=errors, capsize=4, color="#4a7ab5")
+        panel.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=7)
+        panel.set_ylabel("ms (p50, whisker to p90)")
+        panel.set_title(f"concurrency {concurrency}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def main() -> int:
     """Run the benchmark and write its results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -262,12 +367,16 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     results: dict[int, dict[str, Any]] = {}
+    pools = json.dumps([{"image": IMAGE, "size": POOL_SIZE}])
     with (
         tempfile.TemporaryDirectory(prefix="ecs-latency-") as scratch,
         EcsServer(Path(scratch) / "ecs.log") as ecs_server,
+        EcsServer(Path(scratch) / "warm.log", ECS_WARM_POOLS=pools) as warm_server,
     ):
         for concurrency in args.levels:
-            results[concurrency] = measure_level(concurrency, args.runs, args.warmup, ecs_server)
+            results[concurrency] = measure_level(
+                concurrency, args.runs, args.warmup, ecs_server, warm_server
+            )
     text = report(results, args.runs)
     print(text)
     if not args.no_write:
@@ -275,7 +384,8 @@ def main() -> int:
         out.mkdir(parents=True, exist_ok=True)
         document = {str(c): {**level, "ratios": ratios(level)} for c, level in results.items()}
         (out / "task_latency.json").write_text(json.dumps(document, indent=2) + "\n")
-        write_block("task_latency", text)
+        plot(results, ROOT / "docs" / "img" / "task_latency.png")
+        write_block("task_latency", text + "\n\n![every way at each level](img/task_latency.png)")
     return 0
 
 

@@ -124,15 +124,24 @@ class WarmPool:
         self._filler = asyncio.create_task(self._fill_forever())
 
     def take(self) -> PooledContainer | None:
-        """An idle container for one task (it is the task's from now on), or None."""
+        """An idle container for one task (it is the task's from now on), or None.
+
+        The pool refills when that task ends (``refill``): making a container while the
+        task runs would slow the task, which the pool is there to speed up.
+        """
         while self._idle:
             container, made = self._idle.popleft()
-            self._wanted.set()
             if self._clock() - made < self.shape.max_idle_s:
                 self._owned.discard(container.container_id)
                 return container
             self._discard(container)  # too old: its deadline label is near
+            self._wanted.set()
+        self._wanted.set()  # empty: make more now
         return None
+
+    def refill(self) -> None:
+        """A task of this pool ended: make up the count."""
+        self._wanted.set()
 
     async def close(self) -> None:
         """Stop refilling and remove the idle containers."""

@@ -55,9 +55,12 @@ async def run_in_pooled(
 ) -> TaskOutcome:
     """Run ``spec`` in ``container`` (taken from its pool, never given back)."""
     container_id = container.container_id
-    # Its task's name, so the container reads as the task's from now on.
     path = f"/containers/{container_id}"
-    await docker.call_json("POST", f"{path}/rename", params={"name": f"ecs-{task_id}"})
+    # Its task's name, so the container reads as the task's from now on; the rename goes
+    # on while the exec is set up.
+    renamed = asyncio.ensure_future(
+        docker.call_json("POST", f"{path}/rename", params={"name": f"ecs-{task_id}"})
+    )
     wanted = (spec.memory_mb, spec.cpus, spec.pids)
     if wanted != (container.memory_mb, container.cpus, container.pids):
         limits = resource_limits(spec.memory_mb, spec.cpus, spec.pids, policy)
@@ -76,7 +79,10 @@ async def run_in_pooled(
     }
     if spec.workdir is not None:
         exec_config["WorkingDir"] = spec.workdir
-    created = await docker.call_json("POST", f"{path}/exec", body=exec_config)
+    try:
+        created = await docker.call_json("POST", f"{path}/exec", body=exec_config)
+    finally:
+        await renamed
     exec_id = str(created["Id"])
     demuxer = LogDemuxer(output_cap_bytes)
     started = time.time()
@@ -197,16 +203,19 @@ class WarmPath:
         return container
 
     async def run(self, container: Pooled, spec: TaskSpec, task_id: str) -> TaskOutcome:
-        """The task in ``container``."""
+        """The task in ``container``; its pool refills once it ended."""
         assert isinstance(container, PooledContainer)
-        return await run_in_pooled(
-            self._docker,
-            container,
-            spec,
-            self._policy(),
-            task_id=task_id,
-            output_cap_bytes=self._output_cap,
-        )
+        try:
+            return await run_in_pooled(
+                self._docker,
+                container,
+                spec,
+                self._policy(),
+                task_id=task_id,
+                output_cap_bytes=self._output_cap,
+            )
+        finally:
+            self._pools[spec.image.familiar].refill()
 
     def owns(self, container_id: str) -> bool:
         """An idle container of some pool (the janitor leaves it alone)."""
