@@ -1,7 +1,7 @@
 """The Dockerfile's structure, its healthcheck command and its entry-point script.
 
-The local engine has no base image, so the image is not built here; these tests parse
-the Dockerfile instead and run its scripts on this machine.
+These tests parse the Dockerfile and run its scripts on this machine, with no engine;
+tests/ops/test_image.py builds the image for real (scripts/image) and runs it.
 """
 
 from __future__ import annotations
@@ -108,16 +108,65 @@ def test_base_image_is_pinned(dockerfile: tuple[dict[str, str], list[Stage]]) ->
         assert not base.endswith(":latest")
 
 
-def test_builder_builds_and_installs_the_wheel(
+def test_builder_installs_the_wheels_from_the_context_only(
     dockerfile: tuple[dict[str, str], list[Stage]],
 ) -> None:
-    """The builder builds the project's wheel and installs it into the venv the runtime copies."""
+    """The builder installs the project's wheel and its dependencies' from the build context
+    into the venv the runtime copies, never asking an index; no source is built in the image."""
     builder, runtime = dockerfile[1]
-    runs = " ".join(builder.args_of("RUN"))
-    assert "python -m build --wheel" in runs
-    assert "/opt/venv/bin/pip install /dist/" in runs
+    assert builder.args_of("COPY") == ["dist/wheels /wheels"]
+    (run,) = builder.args_of("RUN")
+    assert run.startswith("python3 -m venv /opt/venv ")
+    install = re.search(r"/opt/venv/bin/pip install ([^&]*)", run)
+    assert install, run
+    assert install.group(1).split() == [
+        "--no-index",
+        "--find-links",
+        "/wheels",
+        "/wheels/ecs_statusbridge-*.whl",
+    ]
+    assert "/opt/venv/bin/pip uninstall --yes pip setuptools" in run
     assert "--from=builder /opt/venv /opt/venv" in " ".join(runtime.args_of("COPY"))
     assert any("PATH=/opt/venv/bin:" in env for env in runtime.args_of("ENV"))
+
+
+def test_every_command_works_on_a_debian_base(
+    dockerfile: tuple[dict[str, str], list[Stage]],
+) -> None:
+    """Debian's python3 has no `python` command and no pip: RUN steps use `python3` or the
+    venv's programs, and `python` (the HEALTHCHECK's) only once the venv is on PATH."""
+    for stage in dockerfile[1]:
+        for run in stage.args_of("RUN"):
+            assert not re.search(r"(^|[;&|]\s*)(python|pip|pip3)\s", run), run
+            assert "python -m pip" not in run
+    runtime = _runtime(dockerfile)
+    keywords = [keyword for keyword, _ in runtime.instructions]
+    path_set = next(
+        i
+        for i, (keyword, args) in enumerate(runtime.instructions)
+        if keyword == "ENV" and "PATH=/opt/venv/bin:" in args
+    )
+    assert path_set < keywords.index("HEALTHCHECK")
+
+
+def test_base_is_a_build_argument_of_both_stages(
+    dockerfile: tuple[dict[str, str], list[Stage]],
+) -> None:
+    """Both stages are FROM the PYTHON_IMAGE build argument (scripts/image passes its Debian
+    base), and the runtime records it in the OCI base-name label."""
+    global_args, stages = dockerfile
+    assert "PYTHON_IMAGE" in global_args
+    assert [stage.base for stage in stages] == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    runtime = _runtime(dockerfile)
+    assert "PYTHON_IMAGE" in runtime.args_of("ARG")
+    assert 'org.opencontainers.image.base.name="${PYTHON_IMAGE}"' in " ".join(
+        runtime.args_of("LABEL")
+    )
+
+
+def test_no_buildkit_frontend_to_pull() -> None:
+    """No `# syntax=` line: BuildKit would pull that frontend image, which no hub serves here."""
+    assert not re.search(r"(?im)^#\s*syntax\s*=", DOCKERFILE.read_text(encoding="utf-8"))
 
 
 def test_both_entry_points_are_console_scripts() -> None:
@@ -191,11 +240,13 @@ def test_copied_files_pass_dockerignore(dockerfile: tuple[dict[str, str], list[S
                 continue
             sources.extend(words[:-1])
     assert sources
+    # The wheels are made before the build (scripts/image; `pip wheel --wheel-dir dist/wheels .`).
+    generated = {"dist/wheels"}
     for source in sources:
-        assert (ROOT / source).exists(), f"COPY {source}: no such file"
+        assert source in generated or (ROOT / source).exists(), f"COPY {source}: no such file"
         assert included(source), f"COPY {source} is excluded by .dockerignore"
-    assert not included(".venv")
-    assert not included("tests")
+    for kept_out in (".venv", "tests", "ecs", "statusbridge", "dist/other.whl", ".git"):
+        assert not included(kept_out), f"{kept_out} would go into the build context"
 
 
 class _HealthHandler(http.server.BaseHTTPRequestHandler):
