@@ -126,6 +126,15 @@ class TaskRunner:
         self._instance_id = instance_id
         self._output_cap = output_cap_bytes
         self._on_stage = on_stage
+        self._starting = 0
+        self._no_starts = asyncio.Event()
+        self._no_starts.set()
+
+    async def starts_done(self, timeout_s: float) -> None:
+        """Return when no task is starting, or after ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._no_starts.wait()
 
     async def run(self, spec: TaskSpec, task_id: str) -> TaskOutcome:
         """Run ``spec`` to completion and return its outcome."""
@@ -142,6 +151,15 @@ class TaskRunner:
         # costs a round trip; a create that finds no image says so (404), and then we pull.
         with self._stage("pull"):
             pulled = await self._puller.pull_first(spec.image, spec.credentials)
+        window = _StartWindow(self)
+        try:
+            return await self._run_cold(spec, task_id, pulled, window)
+        finally:
+            window.close()
+
+    async def _run_cold(
+        self, spec: TaskSpec, task_id: str, pulled: bool, window: _StartWindow
+    ) -> TaskOutcome:
         try:
             with self._stage("create"):
                 container_id = await self._create(spec, task_id)
@@ -160,7 +178,7 @@ class TaskRunner:
             if spec.files:
                 with self._stage("files"):
                     await self._write_files(container_id, spec.files)
-            return await self._run_created(container_id, spec)
+            return await self._run_created(container_id, spec, window)
         finally:
             self._remover.remove_later(container_id)
 
@@ -190,7 +208,9 @@ class TaskRunner:
         config = container_config(request, self.policy, labels)
         return await self._docker.create_container(f"ecs-{task_id}", config)
 
-    async def _run_created(self, container_id: str, spec: TaskSpec) -> TaskOutcome:
+    async def _run_created(
+        self, container_id: str, spec: TaskSpec, window: _StartWindow
+    ) -> TaskOutcome:
         demuxer = LogDemuxer(self._output_cap)
         async with contextlib.AsyncExitStack() as attached:
             output = await attached.enter_async_context(self._docker.attach(container_id))
@@ -204,6 +224,7 @@ class TaskRunner:
                     )
                 with self._stage("start"):
                     await self._docker.start(container_id)
+                window.close()
                 if stdin is not None and spec.stdin is not None:
                     feeder = asyncio.create_task(_feed(stdin, spec.stdin))
                 with self._stage("run"):
@@ -245,6 +266,24 @@ class TaskRunner:
 
     def _stage(self, name: str) -> _StageTimer:
         return _StageTimer(name, self._on_stage)
+
+
+class _StartWindow:
+    """One task between its create and its start: counted in ``TaskRunner.starting``."""
+
+    def __init__(self, runner: TaskRunner) -> None:
+        self._runner = runner
+        runner._starting += 1
+        runner._no_starts.clear()
+        self._open = True
+
+    def close(self) -> None:
+        """Started (or failed on the way): leave the window, once."""
+        if self._open:
+            self._open = False
+            self._runner._starting -= 1
+            if not self._runner._starting:
+                self._runner._no_starts.set()
 
 
 class _StageTimer:

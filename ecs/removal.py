@@ -1,9 +1,9 @@
 """Removing task containers after the response, without making the client wait.
 
-Removals run one at a time, in the order they were asked for: a delete is an engine
-operation like a start, and a burst of deletes competing with the next tasks' starts
-slows those starts; one in flight keeps up with the engine's own pace (a delete takes
-about a third of a start) while leaving it room for the starts.
+Removals run one at a time, in the order they were asked for, and each waits (up to
+``max_defer_s``) while a task is between its create and its start: a delete is engine
+work like a start, and one running beside the next task's start slows that start. Under
+steady load the wait ends at its bound, so removals still keep up.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import stamina
 import structlog
@@ -29,9 +29,14 @@ class ContainerRemover:
         self,
         docker: DockerClient,
         on_stage: Callable[[str, float], None] = lambda _stage, _seconds: None,
+        *,
+        starts_done: Callable[[float], Awaitable[None]] | None = None,
+        max_defer_s: float = 1.0,
     ) -> None:
         self._docker = docker
         self._on_stage = on_stage
+        self._starts_done = starts_done
+        self._max_defer_s = max_defer_s
         self._queue: collections.deque[str] = collections.deque()
         self._worker: asyncio.Task[None] | None = None
         self._owned: set[str] = set()
@@ -57,7 +62,13 @@ class ContainerRemover:
 
     async def _work(self) -> None:
         while self._queue:
+            await self._after_starts()
             await self._remove(self._queue.popleft())
+
+    async def _after_starts(self) -> None:
+        """Wait while tasks are starting, at most ``max_defer_s``."""
+        if self._starts_done is not None:
+            await self._starts_done(self._max_defer_s)
 
     async def _remove(self, container_id: str) -> None:
         started = time.perf_counter()

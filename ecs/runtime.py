@@ -152,7 +152,12 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         on_error=metrics.engine_error,
     )
     puller = ImagePuller(docker, settings.pull_policy, configured_credentials(settings))
-    remover = ContainerRemover(docker, on_stage=metrics.observe_stage)
+    # Removals wait for the tasks that are starting (the runner is made just below).
+    remover = ContainerRemover(
+        docker,
+        on_stage=metrics.observe_stage,
+        starts_done=lambda timeout_s: runner.starts_done(timeout_s),
+    )
     policy = ContainerPolicy(
         read_only_rootfs=settings.read_only_rootfs,
         log_driver=settings.log_driver,
