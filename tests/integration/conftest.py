@@ -70,6 +70,14 @@ def managed_containers(engine: httpx.Client, *, idle_pool: bool = False) -> list
     ]
 
 
+def task_container(engine: httpx.Client, task_id: str) -> dict[str, Any] | None:
+    """The container of one task (its ``io.ecs.task`` label), or None while there is none."""
+    for container in managed_containers(engine, idle_pool=True):
+        if (container.get("Labels") or {}).get("io.ecs.task") == task_id:
+            return container
+    return None
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
     """Poll ``condition`` until it holds or the time is up; return whether it held."""
     deadline = time.monotonic() + timeout_s

@@ -14,7 +14,12 @@ import httpx
 import pytest
 
 from ecs.keys import GeneratedKey, generate_keys
-from tests.integration.conftest import OPEN_REGISTRY, managed_containers, wait_until
+from tests.integration.conftest import (
+    OPEN_REGISTRY,
+    managed_containers,
+    task_container,
+    wait_until,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -138,7 +143,8 @@ def test_cancel_a_running_task_removes_its_container_quickly(
     a second DELETE answers 200, unchanged."""
     location = ecs.post("/v1.1/tasks", json=SLEEP, headers=ASYNC).headers["location"]
     assert wait_until(lambda: ecs.get(location).json()["status"] == "running", 30)
-    assert wait_until(lambda: bool(managed_containers(engine)), 10)
+    task_id = location.rsplit("/", 1)[1]
+    assert wait_until(lambda: task_container(engine, task_id) is not None, 10)
     cancelled = ecs.delete(location)
     stopped = time.monotonic()
     assert cancelled.status_code == 202

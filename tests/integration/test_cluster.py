@@ -19,7 +19,7 @@ import pytest
 from ecs.keys import GeneratedKey, generate_keys
 from tests.integration.callback_receiver import CallbackReceiver
 from tests.integration.cluster_parts import HAProxy, RedisServer
-from tests.integration.conftest import managed_containers, wait_until
+from tests.integration.conftest import managed_containers, task_container, wait_until
 from tests.integration.ecs_process import EcsProcess
 from tests.integration.ecs_server import new_instance_id
 
@@ -181,7 +181,8 @@ def test_a_task_submitted_on_a_is_read_polled_and_cancelled_on_b(
         assert on_b.get(quick, params={"wait": "30"}).json()["result"]["stdout"] == "YQo="
         long = on_a.post("/v1.1/tasks", json=SLEEP, headers=ASYNC).headers["location"]
         assert wait_until(lambda: on_b.get(long).json()["status"] == "running", 20)
-        assert wait_until(lambda: bool(managed_containers(engine)), 20)
+        long_id = long.rsplit("/", 1)[1]
+        assert wait_until(lambda: task_container(engine, long_id) is not None, 20)
         started = time.monotonic()
         cancelled = on_b.delete(long)
         assert cancelled.status_code == 202
@@ -250,8 +251,11 @@ def test_a_killed_node_s_task_becomes_node_lost_and_calls_back(
             body = {**SLEEP, "callback_url": receiver.url()}
             location = on_b.post("/v1.1/tasks", json=body, headers=ASYNC).headers["location"]
             assert wait_until(lambda: on_b.get(location).json()["status"] == "running", 20)
-            assert wait_until(lambda: bool(managed_containers(engine)), 20)
-            owner = managed_containers(engine)[0]["Labels"]["io.ecs.instance"]
+            task_id = location.rsplit("/", 1)[1]
+            assert wait_until(lambda: task_container(engine, task_id) is not None, 20)
+            found = task_container(engine, task_id)
+            assert found is not None
+            owner = found["Labels"]["io.ecs.instance"]
             victim, survivor = (
                 (first, second) if owner == cluster.instance_of(first) else (second, first)
             )
@@ -270,7 +274,7 @@ def test_a_killed_node_s_task_becomes_node_lost_and_calls_back(
             assert wait_until(lambda: len(receiver.received) == 1, 20)
         sent = json.loads(receiver.received[0].body)
         assert sent["status"] == "failed"
-        assert len(managed_containers(engine)) == 1  # the dead node's container is left
+        assert task_container(engine, task_id) is not None  # the dead node's container is left
         cluster.start_node(instance_id=cluster.instance_of(victim))
         assert wait_until(lambda: not managed_containers(engine), 15)
 

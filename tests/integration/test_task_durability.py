@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.callback_receiver import CallbackReceiver
-from tests.integration.conftest import managed_containers, wait_until
+from tests.integration.conftest import managed_containers, task_container, wait_until
 from tests.integration.ecs_process import EcsProcess
 from tests.integration.ecs_server import new_instance_id
 
@@ -50,6 +50,9 @@ def test_kill_9_then_restart_settles_every_task(tmp_path: Path, engine: httpx.Cl
                     headers=ASYNC,
                 ).headers["location"]
                 assert wait_until(lambda: client.get(running).json()["status"] == "running", 20)
+                running_id = running.rsplit("/", 1)[1]
+                # Its container exists (the engine has it) before the crash.
+                assert wait_until(lambda: task_container(engine, running_id) is not None, 20)
                 queued = client.post(
                     "/v1.1/tasks",
                     json={
@@ -64,7 +67,9 @@ def test_kill_9_then_restart_settles_every_task(tmp_path: Path, engine: httpx.Cl
             first.wait()
         finally:
             first.stop()
-        assert len(managed_containers(engine)) == 1  # the running task's, left by the crash
+        # The running task's container is left by the crash (the others were removed).
+        assert wait_until(lambda: len(managed_containers(engine)) == 1, 10)
+        assert task_container(engine, running_id) is not None
         receiver.statuses = [200]
         second = EcsProcess(tmp_path / "second.log", **settings).start()
         try:
