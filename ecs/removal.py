@@ -1,9 +1,12 @@
 """Removing task containers after the response, without making the client wait.
 
-Removals run one at a time, in the order they were asked for, and each waits (up to
-``max_defer_s``) while a task is between its create and its start: a delete is engine
-work like a start, and one running beside the next task's start slows that start. Under
-steady load the wait ends at its bound, so removals still keep up.
+Removals run one at a time, in the order they were asked for, and each waits while a
+task is between its create and its start: a delete is engine work like a start, and one
+running beside the next task's start slows that start. The wait ends ``max_defer_s``
+after the removal was *asked for*, not after it reached the head of the queue: under
+steady load some task is always starting, and a per-removal wait would let the backlog
+(live containers) grow without bound; this way a removal is at most ``max_defer_s``
+plus the engine's own delete time late, whatever the load.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ class ContainerRemover:
         self._on_stage = on_stage
         self._starts_done = starts_done
         self._max_defer_s = max_defer_s
-        self._queue: collections.deque[str] = collections.deque()
+        # (container id, monotonic time its removal was asked for)
+        self._queue: collections.deque[tuple[str, float]] = collections.deque()
         self._worker: asyncio.Task[None] | None = None
         self._owned: set[str] = set()
 
@@ -51,7 +55,7 @@ class ContainerRemover:
 
     def remove_later(self, container_id: str) -> None:
         """Schedule a forced removal; safe to call from a cancelled task's ``finally``."""
-        self._queue.append(container_id)
+        self._queue.append((container_id, time.monotonic()))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
@@ -62,13 +66,15 @@ class ContainerRemover:
 
     async def _work(self) -> None:
         while self._queue:
-            await self._after_starts()
-            await self._remove(self._queue.popleft())
+            await self._after_starts(asked_at=self._queue[0][1])
+            container_id, _asked_at = self._queue.popleft()
+            await self._remove(container_id)
 
-    async def _after_starts(self) -> None:
-        """Wait while tasks are starting, at most ``max_defer_s``."""
-        if self._starts_done is not None:
-            await self._starts_done(self._max_defer_s)
+    async def _after_starts(self, asked_at: float) -> None:
+        """Wait while tasks are starting, until ``max_defer_s`` after ``asked_at``."""
+        left_s = asked_at + self._max_defer_s - time.monotonic()
+        if self._starts_done is not None and left_s > 0:
+            await self._starts_done(left_s)
 
     async def _remove(self, container_id: str) -> None:
         started = time.perf_counter()

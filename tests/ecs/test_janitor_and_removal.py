@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -126,3 +127,48 @@ async def test_removal_that_keeps_failing_gives_up_and_leaves_it_to_the_janitor(
         await remover.drain()
     assert set(engine.containers) == {"c1"}
     assert not remover.owns("c1")
+
+
+async def test_removals_under_steady_starts_are_late_by_the_bound_once_not_each() -> None:
+    """With a task always starting, a backlog of removals waits ``max_defer_s`` in all,
+    counted from when each was asked for; per removal, the backlog would grow under load."""
+    engine = LifecycleEngine()
+    names = [f"c{i}" for i in range(20)]
+    for name in names:
+        container(engine, name, "me", deadline=NOW, created=NOW)
+    waits: list[float] = []
+
+    async def always_starting(timeout_s: float) -> None:
+        waits.append(timeout_s)
+        await asyncio.sleep(timeout_s)
+
+    transport = httpx.MockTransport(engine.handle)
+    async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
+        remover = ContainerRemover(DockerClient(http), starts_done=always_starting, max_defer_s=0.2)
+        for name in names:
+            remover.track(name)
+            remover.remove_later(name)
+        await remover.drain()
+    assert engine.containers == {}
+    assert waits, "the first removal waits for the starting task"
+    assert sum(waits) <= 0.2
+
+
+async def test_a_removal_waits_while_a_task_is_starting() -> None:
+    """The delete goes to the engine only once no task is between create and start."""
+    engine = LifecycleEngine()
+    container(engine, "c1", "me", deadline=NOW, created=NOW)
+    started = asyncio.Event()
+
+    async def starts_done(timeout_s: float) -> None:
+        await started.wait()
+
+    transport = httpx.MockTransport(engine.handle)
+    async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
+        remover = ContainerRemover(DockerClient(http), starts_done=starts_done, max_defer_s=60)
+        remover.remove_later("c1")
+        await asyncio.sleep(0.05)
+        assert set(engine.containers) == {"c1"}
+        started.set()
+        await remover.drain()
+    assert engine.containers == {}
