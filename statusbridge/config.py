@@ -82,10 +82,14 @@ class PingdomSettings(_Section):
 
 
 class CachetSettings(_Section):
-    """``[cachet]``: a Cachet 2.3/2.4 API v1 base URL (ending in ``/api/v1``) and token."""
+    """``[cachet]``: a Cachet 2.3/2.4 API v1 base URL (ending in ``/api/v1``) and token.
+
+    ``api_version`` picks the API; ``auto`` probes it once per start with reads only.
+    """
 
     base_url: str
     token: SecretStr | None = None
+    api_version: Literal["auto", "2.3", "2.4"] = "auto"
     timeout_s: float = Field(default=30.0, gt=0)
     retry: RetrySettings = RetrySettings()
 
@@ -115,6 +119,11 @@ class CheckSettings(_Section):
     down_after: int = Field(default=2, ge=1)
     up_after: int = Field(default=1, ge=1)
     incidents: bool = False
+    # Incidents mail subscribers (when opened, and when resolved where Cachet mails then).
+    notify: bool = True
+    # Component status changes mail subscribers; off by default, so a flapping check does
+    # not mail the world (Cachet 2.3 mails anyway; Cachet 3 never does).
+    notify_on_status_change: bool = False
     # Where a first run (no state yet) starts.
     backfill_hours: float = Field(default=24.0, gt=0)
     # A bucket counts as complete this long after its end, for late Pingdom results.

@@ -72,7 +72,8 @@ class PingdomClient:
     async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         headers, auth = self._auth()
         headers["Accept"] = "application/json"
-        for _ in range(_MAX_429_RETRIES + 1):
+        limit = "unknown"
+        for attempt in range(_MAX_429_RETRIES + 1):
             await self.pacer.before_request()
             response = await send(
                 self._http,
@@ -86,8 +87,9 @@ class PingdomClient:
                 error=PingdomError,
             )
             if response.status_code == 429:
-                log.warning("pingdom_429", path=path)
-                await self.pacer.after_429(response.headers)
+                if attempt == _MAX_429_RETRIES:
+                    break
+                limit = await self.pacer.after_429(response.headers, attempt)
                 continue
             self.pacer.observe(response.headers)
             if response.is_error:
@@ -98,7 +100,10 @@ class PingdomClient:
                 raise PingdomError(
                     f"{path}: answer is not JSON", status=response.status_code
                 ) from exc
-        raise PingdomError(f"{path}: still answered 429 after {_MAX_429_RETRIES} waits", status=429)
+        raise PingdomError(
+            f"{path}: still answered 429 after {_MAX_429_RETRIES} waits (limit hit: {limit})",
+            status=429,
+        )
 
     async def checks(self) -> list[Check]:
         """Every check of the account (one call holds up to 25000)."""

@@ -106,6 +106,7 @@ class FakeCachet(FakeServer):
         self.metrics: dict[int, dict[str, Any]] = {}
         self.points: dict[int, list[dict[str, Any]]] = {}
         self.incidents: dict[int, dict[str, Any]] = {}
+        # (component id, status) of every PUT /components/{id} that carried a status.
         self.status_puts: list[tuple[int, int]] = []
         self.notifications: list[tuple[str, int]] = []
         self._next_id = 1
@@ -305,9 +306,9 @@ class FakeCachet(FakeServer):
             if status is not None and not 0 <= int(status) <= 4:
                 return validation_error("The status may not be greater than 4.")
             enabled = body.get("enabled", component["enabled"])
-            self._change_component(
-                component, _int(status), silent=bool(body.get("silent", False)), via_command=True
-            )
+            self._change_component(component, _int(status), silent=bool(body.get("silent", False)))
+            if status is not None:
+                self.status_puts.append((component["id"], int(status)))
         else:
             # putComponent: (bool) Binput::get('enabled', true), and every update mails.
             enabled = body.get("enabled", True)
@@ -323,16 +324,15 @@ class FakeCachet(FakeServer):
         return None
 
     def _change_component(
-        self, component: dict[str, Any], status: int | None, *, silent: bool, via_command: bool
+        self, component: dict[str, Any], status: int | None, *, silent: bool
     ) -> None:
-        """2.4's UpdateComponentCommandHandler (or 2.3's direct Eloquent update)."""
+        """2.4's UpdateComponentCommandHandler."""
         if status is None:
             return
         changed = int(component["status"]) != status
         component["status"] = status
-        self.status_puts.append((component["id"], status))
         # The event fires only for a truthy status that differs (status 0 never mails).
-        if via_command and status and changed and not silent:
+        if status and changed and not silent:
             self.notifications.append(("component", component["id"]))
 
     # -- metrics and points ------------------------------------------------------------
@@ -511,7 +511,7 @@ class FakeCachet(FakeServer):
                 self.status_puts.append((component["id"], status))
             return
         # UpdateComponentCommand(…, null, false) on the tags: silent stays null.
-        self._change_component(component, status, silent=self.version == "2.4", via_command=True)
+        self._change_component(component, status, silent=self.version == "2.4")
 
     def _update_incident(self, incident: dict[str, Any], body: dict[str, Any]) -> Response | None:
         status = body.get("status")
