@@ -105,6 +105,8 @@ class SignalFxSettings(_Section):
     ingest_endpoint: str = "https://ingest.us1.signalfx.com"
     token: SecretStr | None = None
     dimensions: dict[str, str] = Field(default_factory=dict)
+    # Datapoints wait this long for an ingest outage to end; older ones are dropped, counted.
+    buffer_s: float = Field(default=600.0, gt=0)
 
 
 class CheckSettings(_Section):
