@@ -13,6 +13,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -82,20 +83,27 @@ class PingdomSettings(_Section):
 
 
 class CachetSettings(_Section):
-    """``[cachet]``: a Cachet 2.3/2.4 API v1 base URL (ending in ``/api/v1``) and token.
+    """``[cachet]``: a Cachet API base URL and token: 2.3/2.4 (``…/api/v1``, the
+    ``X-Cachet-Token``) or 3 (``…/api``, a Sanctum token).
 
     ``api_version`` picks the API; ``auto`` probes it once per start with reads only.
+    ``timezone`` is the server's ``APP_TIMEZONE``, which Cachet 3 answers in.
     """
 
     base_url: str
     token: SecretStr | None = None
-    api_version: Literal["auto", "2.3", "2.4"] = "auto"
+    api_version: Literal["auto", "2.3", "2.4", "3"] = "auto"
+    timezone: str = "UTC"
     timeout_s: float = Field(default=30.0, gt=0)
     retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")
     def _check_base_url(self) -> CachetSettings:
         _check_url(self.base_url)
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone") from exc
         return self
 
 

@@ -288,3 +288,39 @@ def test_check_finds_shifted_point_times_without_writing(
     out = capsys.readouterr().out
     assert "cachet: FAILED: metric 1: the last point statusbridge pushed reads back -1 h off" in out
     assert "APP_TIMEZONE" in out
+
+
+def test_once_and_check_against_cachet_3(
+    tmp_path: Path, pingdom_fake: FakePingdom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a Cachet 3 base URL `check` reports API 3 and `once` pushes the points there."""
+    from fake_cachet3 import FakeCachet3
+
+    with FakeCachet3(path="/status") as cachet:
+        now = int(time.time())
+        cachet.now = now
+        cachet.add_component(1)
+        cachet.add_metric(1)
+        cachet.add_metric(2)
+        pingdom_fake.add_check(CHECK)
+        start = now - now % 60 - 3600
+        pingdom_fake.add_results(
+            CHECK,
+            [
+                {"probeid": 1, "time": start + 60 * i + 5, "status": "up", "responsetime": 90}
+                for i in range(60)
+            ],
+        )
+        path = tmp_path / "sb.toml"
+        path.write_text(
+            f'state_path = "{tmp_path / "s.sqlite3"}"\n[http]\nport = 0\n'
+            f'[pingdom]\nbase_url = "{pingdom_fake.base_url}"\ntoken = "{pingdom_fake.token}"\n'
+            f'[cachet]\nbase_url = "{cachet.base_url}"\ntoken = "{cachet.token}"\n'
+            f"[[checks]]\npingdom_check_id = {CHECK}\ncachet_component_id = 1\n"
+            "response_time_metric_id = 1\nuptime_metric_id = 2\nbackfill_hours = 1\n"
+        )
+        assert main(["check", "--config", str(path)]) == 0
+        assert main(["once", "--config", str(path)]) == 0
+        assert len(cachet.point_rows(1)) >= 58
+    out = capsys.readouterr().out
+    assert "cachet: ok (version 3.x-dev, API 3, token accepted" in out

@@ -15,8 +15,7 @@ import httpx
 import structlog
 
 from statusbridge.config import CachetSettings
-from statusbridge.exceptions import CachetError
-from statusbridge.pingdom_cachet.cachet import v2
+from statusbridge.pingdom_cachet.cachet import v2, v3
 from statusbridge.pingdom_cachet.cachet.api import (
     ApiVersion,
     CachetApi,
@@ -65,13 +64,15 @@ class CachetClient:
         version: ApiVersion
         how = "configured"
         if settings.api_version == "auto":
-            version = await detect_version(self._transport(v2.headers(settings.token)))
+            # Both auth headers: the probe does not know yet which one this Cachet reads.
+            both = {**v2.headers(settings.token), **v3.headers(settings.token)}
+            version = await detect_version(self._transport(both))
             how = "probed"
         else:
             version = settings.api_version
         log.info("cachet_api", version=version, how=how, base_url=settings.base_url)
         if version == "3":
-            raise CachetError(f"{settings.base_url} is a Cachet 3 API, not supported yet")
+            return v3.Cachet3(self._transport(v3.headers(settings.token)), settings.timezone)
         return v2.Cachet2(self._transport(v2.headers(settings.token)), version)
 
     def _transport(self, headers: dict[str, str]) -> CachetHttp:
