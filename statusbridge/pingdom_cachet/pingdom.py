@@ -34,6 +34,8 @@ class Check:
 
     id: int
     resolution_min: int | None = None
+    name: str = ""
+    status: str = ""
 
 
 class PingdomClient:
@@ -174,7 +176,13 @@ def _check(raw: dict[str, Any]) -> Check | None:
     check_id = _int(raw.get("id"))
     if check_id is None:
         return None
-    return Check(id=check_id, resolution_min=_int(raw.get("resolution")))
+    name, status = raw.get("name"), raw.get("status")
+    return Check(
+        id=check_id,
+        resolution_min=_int(raw.get("resolution")),
+        name=name if isinstance(name, str) else "",
+        status=status if isinstance(status, str) else "",
+    )
 
 
 def _result(raw: dict[str, Any]) -> Result | None:

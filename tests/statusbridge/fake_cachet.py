@@ -122,7 +122,12 @@ class FakeCachet(FakeServer):
         return f"{self.url}/api/v1"
 
     def _id(self) -> int:
+        # One sequence for every table, skipping the ids tests gave their objects.
         self._next_id += 1
+        while any(
+            self._next_id in table for table in (self.components, self.metrics, self.incidents)
+        ):
+            self._next_id += 1
         return self._next_id
 
     # -- set-up and inspection ---------------------------------------------------------
