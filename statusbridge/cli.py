@@ -26,6 +26,7 @@ from statusbridge.exceptions import ConfigError, StatusBridgeError
 from statusbridge.init import InitOptions, run_init
 from statusbridge.logs import configure_logging
 from statusbridge.metrics import StatusBridgeMetrics
+from statusbridge.replay import replay
 
 log = structlog.get_logger(__name__)
 
@@ -66,12 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"statusbridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Each command gets its own copy: argparse shares parent actions by reference.
-    commands.add_parser(
+    run = commands.add_parser(
         "run", parents=[_common_options()], help="run the daemon until SIGINT/SIGTERM"
     )
-    commands.add_parser(
+    once = commands.add_parser(
         "once", parents=[_common_options()], help="run every job once; exit 1 on failure"
     )
+    for command in (run, once):
+        command.add_argument(
+            "--replay",
+            type=Path,
+            metavar="FILE",
+            help="first replay recorded Pingdom results (a saved /results answer) through "
+            "the Pingdom → Cachet job, in memory, printing every point, status change and "
+            "incident it would write; it stands in for the configured checks",
+        )
+        command.add_argument(
+            "--png",
+            type=Path,
+            default=Path("statusbridge-replay.png"),
+            help="where --replay draws the uptime and response-time series "
+            "(statusbridge-replay.png)",
+        )
     commands.add_parser(
         "check",
         parents=[_common_options()],
@@ -138,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(config: Config, args: argparse.Namespace) -> int:
+    if args.command in ("run", "once") and args.replay is not None:
+        await _replay(config, args.replay, args.png)
+        if args.command == "once":
+            return 0
+        # The replay stood in for the Pingdom → Cachet jobs; the others run as configured.
+        config = config.model_copy(update={"checks": []})
     if args.command == "run":
         return await _run(config, dry_run=args.dry_run)
     if args.command == "once":
@@ -187,6 +210,16 @@ def _init(args: argparse.Namespace) -> int:
     except StatusBridgeError as exc:
         print(f"statusbridge init: {exc}", file=sys.stderr)
         return 1
+
+
+async def _replay(config: Config, path: Path, png: Path) -> None:
+    report = await replay(path, check=config.checks[0] if config.checks else None, png=png)
+    print(
+        f"replay: {report.results} Pingdom results → {report.points} points, "
+        f"{report.status_changes} status changes, {report.incidents} incident(s) "
+        f"(nothing sent); chart: {report.chart}",
+        flush=True,
+    )
 
 
 async def _run(config: Config, *, dry_run: bool) -> int:

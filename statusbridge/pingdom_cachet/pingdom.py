@@ -131,7 +131,7 @@ class PingdomClient:
             if not isinstance(_dict(body).get("results"), list):
                 # Read as "no results", this would commit empty buckets: points lost for good.
                 raise PingdomError(f"/results/{check_id}: answer holds no results list", status=200)
-            page = [_result(raw) for raw in _list(body)]
+            page = [parse_result(raw) for raw in _list(body)]
             parsed = [r for r in page if r is not None]
             for result in parsed:
                 found[(result.probe_id, result.time)] = result
@@ -185,7 +185,8 @@ def _check(raw: dict[str, Any]) -> Check | None:
     )
 
 
-def _result(raw: dict[str, Any]) -> Result | None:
+def parse_result(raw: dict[str, Any]) -> Result | None:
+    """One raw result of ``/results`` (None without a ``time``); every field optional."""
     time = _int(raw.get("time"))
     if time is None:
         return None

@@ -34,16 +34,22 @@ log = structlog.get_logger(__name__)
 class CachetClient:
     """Reads and writes components, metric points and incidents; HTTP client injected.
 
-    ``sleep`` is what a 429 waits with (tests pass one that does not wait).
+    ``sleep`` is what a 429 waits with (tests pass one that does not wait); ``api`` an
+    adapter to use instead of one chosen over HTTP (the replay's in-memory Cachet).
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, settings: CachetSettings, *, sleep: Sleep = asyncio.sleep
+        self,
+        http: httpx.AsyncClient,
+        settings: CachetSettings,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        api: CachetApi | None = None,
     ) -> None:
         self._http = http
         self._settings = settings
         self._sleep = sleep
-        self._api: CachetApi | None = None
+        self._api: CachetApi | None = api
         self._lock = asyncio.Lock()
 
     @property
