@@ -1,27 +1,32 @@
-"""The ``statusbridge`` command line: run, once, check, backfill.
+"""The ``statusbridge`` command line: run, once, check, backfill, init.
 
-Exit codes: 0 success, 1 a job/check/backfill failed, 2 bad usage or configuration.
+Exit codes: 0 success, 1 a job/check/backfill/init failed, 2 bad usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, cast
 
 import structlog
+from pydantic import SecretStr
 
 from statusbridge import __version__
 from statusbridge.app import http_client, open_jobs
 from statusbridge.commands import backfill, check
-from statusbridge.config import Config, load_config
+from statusbridge.config import PINGDOM_DEFAULT_URLS, Config, load_config
 from statusbridge.daemon import Daemon
 from statusbridge.exceptions import ConfigError, StatusBridgeError
+from statusbridge.init import InitOptions, run_init
 from statusbridge.logs import configure_logging
 from statusbridge.metrics import StatusBridgeMetrics
+from statusbridge.replay import replay
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"statusbridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Each command gets its own copy: argparse shares parent actions by reference.
-    commands.add_parser(
+    run = commands.add_parser(
         "run", parents=[_common_options()], help="run the daemon until SIGINT/SIGTERM"
     )
-    commands.add_parser(
+    once = commands.add_parser(
         "once", parents=[_common_options()], help="run every job once; exit 1 on failure"
     )
+    for command in (run, once):
+        command.add_argument(
+            "--replay",
+            type=Path,
+            metavar="FILE",
+            help="first replay recorded Pingdom results (a saved /results answer) through "
+            "the Pingdom → Cachet job, in memory, printing every point, status change and "
+            "incident it would write; it stands in for the configured checks",
+        )
+        command.add_argument(
+            "--png",
+            type=Path,
+            default=Path("statusbridge-replay.png"),
+            help="where --replay draws the uptime and response-time series "
+            "(statusbridge-replay.png)",
+        )
     commands.add_parser(
         "check",
         parents=[_common_options()],
@@ -80,7 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--since", type=parse_duration, default=parse_duration("24h"), help="e.g. 7d (24h)"
     )
+    _add_init(commands)
     return parser
+
+
+def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = commands.add_parser(
+        "init",
+        parents=[_common_options()],
+        help="write a config from the Pingdom checks and the Cachet components and metrics",
+    )
+    init.add_argument(
+        "--pingdom-token", help="Pingdom API 3.1 token (or STATUSBRIDGE_PINGDOM__TOKEN)"
+    )
+    init.add_argument(
+        "--pingdom-url",
+        default=os.environ.get("STATUSBRIDGE_PINGDOM__BASE_URL", PINGDOM_DEFAULT_URLS["3.1"]),
+        help="Pingdom API base URL (default: API 3.1)",
+    )
+    init.add_argument("--cachet-url", help="Cachet API base URL (or STATUSBRIDGE_CACHET__BASE_URL)")
+    init.add_argument("--cachet-token", help="Cachet API token (or STATUSBRIDGE_CACHET__TOKEN)")
+    init.add_argument("--cachet-api-version", choices=("auto", "2.3", "2.4", "3"), default="auto")
+    init.add_argument("--out", type=Path, help="write the config there instead of stdout")
+    init.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="create the response-time and uptime metrics a check lacks",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.dry_run = getattr(args, "dry_run", False)
+    if args.command == "init":
+        return _init(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -106,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(config: Config, args: argparse.Namespace) -> int:
+    if args.command in ("run", "once") and args.replay is not None:
+        await _replay(config, args.replay, args.png)
+        if args.command == "once":
+            return 0
+        # The replay stood in for the Pingdom → Cachet jobs; the others run as configured.
+        config = config.model_copy(update={"checks": []})
     if args.command == "run":
         return await _run(config, dry_run=args.dry_run)
     if args.command == "once":
@@ -117,6 +172,54 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
         return await backfill(
             config, http, check_id=args.check, since_s=args.since, dry_run=args.dry_run
         )
+
+
+def _init(args: argparse.Namespace) -> int:
+    """``init`` needs no config: everything comes from its options and the environment."""
+    env = os.environ
+    values = {
+        "--pingdom-token": args.pingdom_token or env.get("STATUSBRIDGE_PINGDOM__TOKEN"),
+        "--cachet-url": args.cachet_url or env.get("STATUSBRIDGE_CACHET__BASE_URL"),
+        "--cachet-token": args.cachet_token or env.get("STATUSBRIDGE_CACHET__TOKEN"),
+    }
+    missing = [option for option, value in values.items() if not value]
+    if missing:
+        print(f"statusbridge init: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    options = InitOptions(
+        pingdom_url=args.pingdom_url,
+        pingdom_token=SecretStr(str(values["--pingdom-token"])),
+        cachet_url=str(values["--cachet-url"]),
+        cachet_token=SecretStr(str(values["--cachet-token"])),
+        cachet_api_version=cast(Literal["auto", "2.3", "2.4", "3"], args.cachet_api_version),
+        out=args.out,
+        create_missing=args.create_missing,
+        dry_run=args.dry_run,
+    )
+    configure_logging("warning", "auto")
+
+    def say(line: str) -> None:
+        print(f"init: {line}", file=sys.stderr)
+
+    async def init() -> int:
+        async with http_client() as http:
+            return await run_init(options, http, say=say)
+
+    try:
+        return asyncio.run(init())
+    except StatusBridgeError as exc:
+        print(f"statusbridge init: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _replay(config: Config, path: Path, png: Path) -> None:
+    report = await replay(path, check=config.checks[0] if config.checks else None, png=png)
+    print(
+        f"replay: {report.results} Pingdom results → {report.points} points, "
+        f"{report.status_changes} status changes, {report.incidents} incident(s) "
+        f"(nothing sent); chart: {report.chart}",
+        flush=True,
+    )
 
 
 async def _run(config: Config, *, dry_run: bool) -> int:

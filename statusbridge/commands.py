@@ -12,6 +12,7 @@ from tqdm import tqdm
 from statusbridge.config import Config
 from statusbridge.exceptions import StatusBridgeError
 from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.cachet.diagnose import diagnose
 from statusbridge.pingdom_cachet.job import open_sync_context
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
 from statusbridge.pingdom_cachet.state import StateFile
@@ -20,15 +21,19 @@ from statusbridge.pingdom_cachet.uptime import bucket_start, completed_bucket_en
 
 
 async def check(config: Config, http: httpx.AsyncClient) -> int:
-    """Validate the config and reach every configured API, one line per item."""
+    """Validate the config and reach every configured API, one line per item (and a
+    ``name: warning: …`` line per warning)."""
     print(f"config: ok ({len(config.checks)} checks, {len(config.ecs_targets)} ECS targets)")
+    warnings: dict[str, list[str]] = {}
     probes: list[tuple[str, Callable[[], Awaitable[str]]]] = []
     if config.pingdom is not None:
         pingdom = PingdomClient(http, config.pingdom)
         probes.append(("pingdom", lambda: _pingdom(pingdom, config)))
     if config.cachet is not None:
         cachet = CachetClient(http, config.cachet)
-        probes.append(("cachet", lambda: _cachet(cachet, config)))
+        probes.append(
+            ("cachet", lambda: _cachet(cachet, config, warnings.setdefault("cachet", [])))
+        )
     if config.checks:
         probes.append(("state", lambda: _state(config)))
     for target in config.ecs_targets:
@@ -40,6 +45,8 @@ async def check(config: Config, http: httpx.AsyncClient) -> int:
         except (StatusBridgeError, httpx.HTTPError) as exc:
             failed = True
             print(f"{name}: FAILED: {exc}")
+        for warning in warnings.get(name, []):
+            print(f"{name}: warning: {warning}")
     token = config.signalfx.token
     print(f"signalfx: {'token set' if token else 'no token, forwarding runs as a dry run'}")
     return 1 if failed else 0
@@ -53,20 +60,10 @@ async def _pingdom(client: PingdomClient, config: Config) -> str:
     return f"{len(visible)} checks visible"
 
 
-async def _cachet(client: CachetClient, config: Config) -> str:
-    await client.ping()
-    version = await client.version()
-    for item in config.checks:
-        if item.cachet_component_id is not None:
-            await client.component(item.cachet_component_id)
-        for metric_id in (item.response_time_metric_id, item.uptime_metric_id):
-            if metric_id is not None:
-                threshold = (await client.metric(metric_id)).threshold
-                if not threshold or threshold < 0 or 60 % threshold:
-                    raise StatusBridgeError(
-                        f"metric {metric_id} threshold {threshold} does not divide 60"
-                    )
-    return f"version {version or 'unknown'}, components and metrics found"
+async def _cachet(client: CachetClient, config: Config, warnings: list[str]) -> str:
+    found = await diagnose(client, config)
+    warnings.extend(found.warnings)
+    return ", ".join(found.facts)
 
 
 async def _state(config: Config) -> str:

@@ -206,3 +206,127 @@ def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[s
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"statusbridge {version('ecs-statusbridge')}\n"
     assert __version__ == version("ecs-statusbridge")
+
+
+def test_check_fails_on_a_wrong_cachet_token(
+    config_file: Path, cachet_fake: FakeCachet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check` exits 1 when Cachet refuses the token, though its GETs take it for a guest."""
+    cachet_fake.token = "rotated"
+    assert main(["check", "--config", str(config_file)]) == 1
+    out = capsys.readouterr().out
+    assert "cachet: FAILED: Cachet refuses the token" in out
+    assert writes(cachet_fake) == []
+
+
+def test_check_passes_when_cachet_cannot_reach_github(
+    config_file: Path, cachet_fake: FakeCachet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A /version that fails (the Cachet server asks GitHub) is reported, not a failure."""
+    cachet_fake.github_reachable = False
+    assert main(["check", "--config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert "cachet: ok (version unknown (" in out
+    assert "token accepted" in out
+
+
+def test_check_warns_that_cachet_2_3_mails_every_status_change(
+    tmp_path: Path, pingdom_fake: FakePingdom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On Cachet 2.3 `check` warns that every component status change mails subscribers."""
+    with FakeCachet(version="2.3") as cachet:
+        cachet.add_component(1)
+        cachet.add_metric(1)
+        cachet.add_metric(2)
+        pingdom_fake.add_check(CHECK)
+        path = tmp_path / "sb.toml"
+        path.write_text(
+            f'state_path = "{tmp_path / "s.sqlite3"}"\n'
+            f'[pingdom]\nbase_url = "{pingdom_fake.base_url}"\ntoken = "{pingdom_fake.token}"\n'
+            f'[cachet]\nbase_url = "{cachet.base_url}"\ntoken = "{cachet.token}"\n'
+            f"[[checks]]\npingdom_check_id = {CHECK}\ncachet_component_id = 1\n"
+            "response_time_metric_id = 1\nuptime_metric_id = 2\n"
+        )
+        assert main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "API 2.3" in out
+    assert "cachet: warning: Cachet 2.3 mails every subscriber" in out
+
+
+def test_check_finds_shifted_point_times_without_writing(
+    tmp_path: Path, pingdom_fake: FakePingdom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the state's last bucket read back an hour early, `check` names APP_TIMEZONE."""
+    from statusbridge.pingdom_cachet.state import StateFile
+
+    with FakeCachet(version="2.4.1", app_timezone="Europe/Berlin") as cachet:
+        now = int(time.time())
+        cachet.now = now
+        cachet.add_component(1)
+        cachet.add_metric(1)
+        cachet.add_metric(2)
+        watermark = now - now % 60 - 60
+        for metric in (1, 2):  # what an earlier statusbridge pushed, shifted by Cachet
+            cachet.points[metric].append(
+                {
+                    "id": metric,
+                    "metric_id": metric,
+                    "value": 1.0,
+                    "counter": 1,
+                    "created_at": watermark - 60,
+                    "updated_at": watermark + 5,
+                }
+            )
+        pingdom_fake.add_check(CHECK)
+        state = tmp_path / "s.sqlite3"
+        with StateFile(state) as db:
+            db.commit_bucket(CHECK, watermark)
+        path = tmp_path / "sb.toml"
+        path.write_text(
+            f'state_path = "{state}"\n'
+            f'[pingdom]\nbase_url = "{pingdom_fake.base_url}"\ntoken = "{pingdom_fake.token}"\n'
+            f'[cachet]\nbase_url = "{cachet.base_url}"\ntoken = "{cachet.token}"\n'
+            f"[[checks]]\npingdom_check_id = {CHECK}\ncachet_component_id = 1\n"
+            "response_time_metric_id = 1\nuptime_metric_id = 2\n"
+        )
+        assert main(["check", "--config", str(path)]) == 1
+        assert writes(cachet) == []
+    out = capsys.readouterr().out
+    assert "cachet: FAILED: metric 1: the last point statusbridge pushed reads back -1 h off" in out
+    assert "APP_TIMEZONE" in out
+
+
+def test_once_and_check_against_cachet_3(
+    tmp_path: Path, pingdom_fake: FakePingdom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a Cachet 3 base URL `check` reports API 3 and `once` pushes the points there."""
+    from fake_cachet3 import FakeCachet3
+
+    with FakeCachet3(path="/status") as cachet:
+        now = int(time.time())
+        cachet.now = now
+        cachet.add_component(1)
+        cachet.add_metric(1)
+        cachet.add_metric(2)
+        pingdom_fake.add_check(CHECK)
+        start = now - now % 60 - 3600
+        pingdom_fake.add_results(
+            CHECK,
+            [
+                {"probeid": 1, "time": start + 60 * i + 5, "status": "up", "responsetime": 90}
+                for i in range(60)
+            ],
+        )
+        path = tmp_path / "sb.toml"
+        path.write_text(
+            f'state_path = "{tmp_path / "s.sqlite3"}"\n[http]\nport = 0\n'
+            f'[pingdom]\nbase_url = "{pingdom_fake.base_url}"\ntoken = "{pingdom_fake.token}"\n'
+            f'[cachet]\nbase_url = "{cachet.base_url}"\ntoken = "{cachet.token}"\n'
+            f"[[checks]]\npingdom_check_id = {CHECK}\ncachet_component_id = 1\n"
+            "response_time_metric_id = 1\nuptime_metric_id = 2\nbackfill_hours = 1\n"
+        )
+        assert main(["check", "--config", str(path)]) == 0
+        assert main(["once", "--config", str(path)]) == 0
+        assert len(cachet.point_rows(1)) >= 58
+    out = capsys.readouterr().out
+    assert "cachet: ok (version 3.x-dev, API 3, token accepted" in out
