@@ -89,20 +89,78 @@ def build_parser() -> argparse.ArgumentParser:
             help="where --replay draws the uptime and response-time series "
             "(statusbridge-replay.png)",
         )
-    commands.add_parser(
+    run.add_argument(
+        "--host", help="address of the /health and /metrics endpoint (wins over the config)"
+    )
+    run.add_argument(
+        "--port",
+        type=_port,
+        help="port of the /health and /metrics endpoint (wins over the config)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="wins over log_level in the config and STATUSBRIDGE_LOG_LEVEL",
+    )
+    check_command = commands.add_parser(
         "check",
-        parents=[_common_options()],
-        help="validate the config and reach every configured API",
+        help="validate the config and reach every configured API (writes nothing)",
+        description="Validate the config and reach every configured API; it writes nothing.",
+    )
+    check_command.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="TOML configuration file"
     )
     backfill = commands.add_parser(
-        "backfill", parents=[_common_options()], help="push past points for one check"
+        "backfill",
+        parents=[_common_options()],
+        help="push the past points of some checks (those already in Cachet are skipped)",
     )
-    backfill.add_argument("--check", type=int, required=True, help="Pingdom check id")
+    which = backfill.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--check",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="a configured Pingdom check id (repeat for more)",
+    )
+    which.add_argument("--all", action="store_true", help="every configured check")
     backfill.add_argument(
-        "--since", type=parse_duration, default=parse_duration("24h"), help="e.g. 7d (24h)"
+        "--since",
+        type=parse_duration,
+        default=parse_duration("24h"),
+        help="how far back to start, e.g. 7d (default 24h)",
+    )
+    backfill.add_argument(
+        "--until",
+        type=parse_duration,
+        default=None,
+        help="how far back to stop, e.g. 6h (default: now); the component status is then "
+        "left alone, being about now",
     )
     _add_init(commands)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return port
+
+
+def _command_line(config: Config, args: argparse.Namespace) -> Config:
+    """``run``'s --host, --port and --log-level, which win over the file and environment."""
+    http = {key: getattr(args, key, None) for key in ("host", "port")}
+    http = {key: value for key, value in http.items() if value is not None}
+    update: dict[str, object] = {}
+    if http:
+        update["http"] = config.http.model_copy(update=http)
+    if getattr(args, "log_level", None):
+        update["log_level"] = args.log_level
+    return config.model_copy(update=update) if update else config
 
 
 def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,8 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.dry_run = getattr(args, "dry_run", False)
     if args.command == "init":
         return _init(args)
+    if args.command == "check" and args.dry_run:
+        print("statusbridge check: --dry-run does not apply: check writes nothing", file=sys.stderr)
+        return 2
     try:
-        config = load_config(args.config)
+        config = _command_line(load_config(args.config), args)
     except ConfigError as exc:
         print(f"statusbridge: {exc}", file=sys.stderr)
         return 2
@@ -170,7 +231,12 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
             return await check(config, http)
     async with http_client() as http:
         return await backfill(
-            config, http, check_id=args.check, since_s=args.since, dry_run=args.dry_run
+            config,
+            http,
+            check_ids=None if args.all else args.check,
+            since_s=args.since,
+            until_s=args.until,
+            dry_run=args.dry_run,
         )
 
 

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 import httpx
 from tqdm import tqdm
 
-from statusbridge.config import Config
+from statusbridge.config import CheckSettings, Config
 from statusbridge.exceptions import StatusBridgeError
 from statusbridge.pingdom_cachet.cachet import CachetClient
 from statusbridge.pingdom_cachet.cachet.diagnose import diagnose
 from statusbridge.pingdom_cachet.job import open_sync_context
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
 from statusbridge.pingdom_cachet.state import StateFile
-from statusbridge.pingdom_cachet.sync import sync_check
+from statusbridge.pingdom_cachet.sync import SyncContext, sync_check
 from statusbridge.pingdom_cachet.uptime import bucket_start, completed_bucket_end
 
 
@@ -78,32 +78,57 @@ async def _scrape(http: httpx.AsyncClient, url: str) -> str:
 
 
 async def backfill(
-    config: Config, http: httpx.AsyncClient, *, check_id: int, since_s: float, dry_run: bool
+    config: Config,
+    http: httpx.AsyncClient,
+    *,
+    check_ids: list[int] | None,
+    since_s: float,
+    until_s: float | None = None,
+    dry_run: bool,
 ) -> int:
-    """Push the points of one check from ``since_s`` seconds ago, skipping those present."""
-    matching = [c for c in config.checks if c.pingdom_check_id == check_id]
-    if not matching:
-        configured = [c.pingdom_check_id for c in config.checks]
-        print(f"statusbridge: check {check_id} is not configured (configured: {configured})")
+    """Push the points of some checks (all, for None) from ``since_s`` seconds ago until
+    ``until_s`` seconds ago (now, for None), skipping those Cachet already holds."""
+    configured = [c.pingdom_check_id for c in config.checks]
+    wanted = configured if check_ids is None else check_ids
+    unknown = [check_id for check_id in wanted if check_id not in configured]
+    if unknown or not wanted:
+        print(
+            f"statusbridge: check(s) {unknown or wanted} not configured (configured: {configured})"
+        )
         return 2
-    item = matching[0]
+    if until_s is not None and until_s >= since_s:
+        print("statusbridge: --until must be less far back than --since")
+        return 2
     async with open_sync_context(config, dry_run=dry_run, http_client=http) as context:
-        info = await context.info.get(item)
-        now = time.time()
-        since = int(now - since_s)
-        total = 0
-        if info.bucket_s:
-            end = completed_bucket_end(now, info.bucket_s, item.settle_s)
-            total = max(0, (end - bucket_start(since, info.bucket_s)) // info.bucket_s)
-        with tqdm(total=total, unit="bucket", desc=f"check {check_id}") as bar:
+        for item in [c for c in config.checks if c.pingdom_check_id in wanted]:
+            await _backfill_one(item, context, since_s, until_s, dry_run)
+    return 0
 
-            def advance(buckets: int) -> None:
-                bar.update(buckets)
 
-            report = await sync_check(item, context, backfill_since=since, progress=advance)
+async def _backfill_one(
+    item: CheckSettings, context: SyncContext, since_s: float, until_s: float | None, dry_run: bool
+) -> None:
+    info = await context.info.get(item)
+    now = time.time()
+    since = int(now - since_s)
+    until = int(now - until_s) if until_s is not None else None
+    total = 0
+    if info.bucket_s:
+        end = completed_bucket_end(now, info.bucket_s, item.settle_s)
+        if until is not None:
+            end = min(end, bucket_start(until, info.bucket_s))
+        total = max(0, (end - bucket_start(since, info.bucket_s)) // info.bucket_s)
+    check_id = item.pingdom_check_id
+    with tqdm(total=total, unit="bucket", desc=f"check {check_id}") as bar:
+
+        def advance(buckets: int) -> None:
+            bar.update(buckets)
+
+        report = await sync_check(
+            item, context, backfill_since=since, backfill_until=until, progress=advance
+        )
     print(
         f"check {check_id}: {report.buckets} buckets, {report.points_pushed} points pushed, "
         f"{report.points_already_present} already present"
         + (" (dry run: nothing written)" if dry_run else "")
     )
-    return 0

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
 from fake_cachet import FakeCachet
@@ -136,9 +138,103 @@ def test_backfill_pushes_past_points(
         assert re.search(r"\b[0-2] points pushed", last), last
 
 
-def test_backfill_of_an_unknown_check_is_a_usage_error(config_file: Path) -> None:
-    """`backfill` of a check that is not configured exits 2."""
-    assert main(["backfill", "--config", str(config_file), "--check", "99"]) == 2
+def test_backfill_of_an_unknown_check_is_a_usage_error(
+    config_file: Path, cachet_fake: FakeCachet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backfill` of a check that is not configured exits 2, naming it, and writes nothing,
+    not even for the configured check given beside it."""
+    argv = ["backfill", "--config", str(config_file), "--check", "7", "--check", "99"]
+    assert main(argv) == 2
+    assert "[99] not configured (configured: [7])" in capsys.readouterr().out
+    assert writes(cachet_fake) == []
+
+
+def second_check(config_file: Path, pingdom: FakePingdom, cachet: FakeCachet) -> None:
+    """Add check 8 (component 2, metrics 3 and 4) with the same two hours of results."""
+    pingdom.add_check(8)
+    pingdom.add_results(8, [{**r, "probeid": 2} for r in pingdom.results[CHECK]])
+    cachet.add_component(2)
+    cachet.add_metric(3)
+    cachet.add_metric(4)
+    config_file.write_text(
+        config_file.read_text() + "[[checks]]\npingdom_check_id = 8\ncachet_component_id = 2\n"
+        "response_time_metric_id = 3\nuptime_metric_id = 4\n"
+    )
+
+
+def test_backfill_all_and_repeated_checks_push_each_configured_check(
+    config_file: Path,
+    pingdom_fake: FakePingdom,
+    cachet_fake: FakeCachet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--all` walks every configured check; `--check` may be given once per check."""
+    second_check(config_file, pingdom_fake, cachet_fake)
+    assert main(["backfill", "--config", str(config_file), "--all", "--since", "2h"]) == 0
+    out = capsys.readouterr().out
+    assert "check 7:" in out
+    assert "check 8:" in out
+    assert len(cachet_fake.point_rows(1)) >= 118
+    assert len(cachet_fake.point_rows(3)) >= 118
+    argv = ["backfill", "--config", str(config_file), "--check", "8", "--check", "7"]
+    assert main([*argv, "--since", "2h", "--dry-run"]) == 0
+    assert re.findall(r"check (\d+):", capsys.readouterr().out) == ["7", "8"]
+
+
+def test_backfill_until_stops_in_the_past_and_leaves_the_component_alone(
+    config_file: Path, cachet_fake: FakeCachet
+) -> None:
+    """`--since 2h --until 1h` pushes the first hour's buckets only, and no component
+    status: that is about now, which such a backfill does not look at."""
+    argv = ["backfill", "--config", str(config_file), "--check", "7"]
+    assert main([*argv, "--since", "2h", "--until", "1h"]) == 0
+    newest = max(row[0] for row in cachet_fake.point_rows(1))
+    assert 58 <= len(cachet_fake.point_rows(1)) <= 61
+    assert newest <= time.time() - 3600
+    assert [w for w in writes(cachet_fake) if "/components" in w] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backfill", "--since", "2h"], "one of the arguments --check --all is required"),
+        (["backfill", "--all", "--check", "7"], "not allowed with argument"),
+        (["backfill", "--all", "--since", "soon"], "--since"),
+        (["run", "--port", "70000"], "is not a port"),
+        (["run", "--log-level", "loud"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    config_file: Path,
+    cachet_fake: FakeCachet,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    """Arguments argparse refuses exit 2 with its message, before anything is reached."""
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--config", str(config_file)])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert cachet_fake.requests == []
+
+
+def test_backfill_until_must_be_after_since(
+    config_file: Path, cachet_fake: FakeCachet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An --until as far back as --since (an empty window) is a usage error."""
+    argv = ["backfill", "--config", str(config_file), "--all", "--since", "1h", "--until", "2h"]
+    assert main(argv) == 2
+    assert "--until must be less far back than --since" in capsys.readouterr().out
+    assert cachet_fake.requests == []
+
+
+def test_check_refuses_dry_run(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`check` writes nothing anyway: a --dry-run before it is refused, not ignored."""
+    assert main(["--dry-run", "check", "--config", str(config_file)]) == 2
+    assert "does not apply" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["check", "--config", str(config_file), "--dry-run"])
 
 
 def test_bad_config_exits_2_naming_the_key(
@@ -330,3 +426,39 @@ def test_once_and_check_against_cachet_3(
         assert len(cachet.point_rows(1)) >= 58
     out = capsys.readouterr().out
     assert "cachet: ok (version 3.x-dev, API 3, token accepted" in out
+
+
+def test_run_flags_win_over_the_config_and_the_environment(tmp_path: Path) -> None:
+    """`run --port P --log-level info` serves /health on P and logs at info, although the
+    environment says port 0 and log level error."""
+    with socket.socket() as probe:  # a port free now, for the daemon to take
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "STATUSBRIDGE_HTTP__PORT": "0",
+        "STATUSBRIDGE_LOG_LEVEL": "error",
+        "STATUSBRIDGE_STATE_PATH": str(tmp_path / "s.sqlite3"),
+    }
+    config = str(ROOT / "config" / "statusbridge.local.toml")
+    command = [sys.executable, "-m", "statusbridge", "run", "--dry-run", "--config", config]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    process = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "daemon_started" in line:
+                break
+        else:
+            pytest.fail("no daemon_started at info level")
+        answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert "jobs" in answer.json() or "status" in answer.json(), answer.text
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
