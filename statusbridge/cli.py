@@ -1,27 +1,32 @@
-"""The ``statusbridge`` command line: run, once, check, backfill.
+"""The ``statusbridge`` command line: run, once, check, backfill, init.
 
-Exit codes: 0 success, 1 a job/check/backfill failed, 2 bad usage or configuration.
+Exit codes: 0 success, 1 a job/check/backfill/init failed, 2 bad usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, cast
 
 import structlog
+from pydantic import SecretStr
 
 from statusbridge import __version__
 from statusbridge.app import http_client, open_jobs
 from statusbridge.commands import backfill, check
-from statusbridge.config import Config, load_config
+from statusbridge.config import PINGDOM_DEFAULT_URLS, Config, load_config
 from statusbridge.daemon import Daemon
 from statusbridge.exceptions import ConfigError, StatusBridgeError
+from statusbridge.init import InitOptions, run_init
 from statusbridge.logs import configure_logging
 from statusbridge.metrics import StatusBridgeMetrics
+from statusbridge.replay import replay
 
 log = structlog.get_logger(__name__)
 
@@ -62,25 +67,125 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"statusbridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Each command gets its own copy: argparse shares parent actions by reference.
-    commands.add_parser(
+    run = commands.add_parser(
         "run", parents=[_common_options()], help="run the daemon until SIGINT/SIGTERM"
     )
-    commands.add_parser(
+    once = commands.add_parser(
         "once", parents=[_common_options()], help="run every job once; exit 1 on failure"
     )
-    commands.add_parser(
+    for command in (run, once):
+        command.add_argument(
+            "--replay",
+            type=Path,
+            metavar="FILE",
+            help="first replay recorded Pingdom results (a saved /results answer) through "
+            "the Pingdom → Cachet job, in memory, printing every point, status change and "
+            "incident it would write; it stands in for the configured checks",
+        )
+        command.add_argument(
+            "--png",
+            type=Path,
+            default=Path("statusbridge-replay.png"),
+            help="where --replay draws the uptime and response-time series "
+            "(statusbridge-replay.png)",
+        )
+    run.add_argument(
+        "--host", help="address of the /health and /metrics endpoint (wins over the config)"
+    )
+    run.add_argument(
+        "--port",
+        type=_port,
+        help="port of the /health and /metrics endpoint (wins over the config)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="wins over log_level in the config and STATUSBRIDGE_LOG_LEVEL",
+    )
+    check_command = commands.add_parser(
         "check",
-        parents=[_common_options()],
-        help="validate the config and reach every configured API",
+        help="validate the config and reach every configured API (writes nothing)",
+        description="Validate the config and reach every configured API; it writes nothing.",
+    )
+    check_command.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="TOML configuration file"
     )
     backfill = commands.add_parser(
-        "backfill", parents=[_common_options()], help="push past points for one check"
+        "backfill",
+        parents=[_common_options()],
+        help="push the past points of some checks (those already in Cachet are skipped)",
     )
-    backfill.add_argument("--check", type=int, required=True, help="Pingdom check id")
+    which = backfill.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--check",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="a configured Pingdom check id (repeat for more)",
+    )
+    which.add_argument("--all", action="store_true", help="every configured check")
     backfill.add_argument(
-        "--since", type=parse_duration, default=parse_duration("24h"), help="e.g. 7d (24h)"
+        "--since",
+        type=parse_duration,
+        default=parse_duration("24h"),
+        help="how far back to start, e.g. 7d (default 24h)",
     )
+    backfill.add_argument(
+        "--until",
+        type=parse_duration,
+        default=None,
+        help="how far back to stop, e.g. 6h (default: now); the component status is then "
+        "left alone, being about now",
+    )
+    _add_init(commands)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return port
+
+
+def _command_line(config: Config, args: argparse.Namespace) -> Config:
+    """``run``'s --host, --port and --log-level, which win over the file and environment."""
+    http = {key: getattr(args, key, None) for key in ("host", "port")}
+    http = {key: value for key, value in http.items() if value is not None}
+    update: dict[str, object] = {}
+    if http:
+        update["http"] = config.http.model_copy(update=http)
+    if getattr(args, "log_level", None):
+        update["log_level"] = args.log_level
+    return config.model_copy(update=update) if update else config
+
+
+def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = commands.add_parser(
+        "init",
+        parents=[_common_options()],
+        help="write a config from the Pingdom checks and the Cachet components and metrics",
+    )
+    init.add_argument(
+        "--pingdom-token", help="Pingdom API 3.1 token (or STATUSBRIDGE_PINGDOM__TOKEN)"
+    )
+    init.add_argument(
+        "--pingdom-url",
+        default=os.environ.get("STATUSBRIDGE_PINGDOM__BASE_URL", PINGDOM_DEFAULT_URLS["3.1"]),
+        help="Pingdom API base URL (default: API 3.1)",
+    )
+    init.add_argument("--cachet-url", help="Cachet API base URL (or STATUSBRIDGE_CACHET__BASE_URL)")
+    init.add_argument("--cachet-token", help="Cachet API token (or STATUSBRIDGE_CACHET__TOKEN)")
+    init.add_argument("--cachet-api-version", choices=("auto", "2.3", "2.4", "3"), default="auto")
+    init.add_argument("--out", type=Path, help="write the config there instead of stdout")
+    init.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="create the response-time and uptime metrics a check lacks",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,8 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None)
     args.dry_run = getattr(args, "dry_run", False)
+    if args.command == "init":
+        return _init(args)
+    if args.command == "check" and args.dry_run:
+        print("statusbridge check: --dry-run does not apply: check writes nothing", file=sys.stderr)
+        return 2
     try:
-        config = load_config(args.config)
+        config = _command_line(load_config(args.config), args)
     except ConfigError as exc:
         print(f"statusbridge: {exc}", file=sys.stderr)
         return 2
@@ -106,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(config: Config, args: argparse.Namespace) -> int:
+    if args.command in ("run", "once") and args.replay is not None:
+        await _replay(config, args.replay, args.png)
+        if args.command == "once":
+            return 0
+        # The replay stood in for the Pingdom → Cachet jobs; the others run as configured.
+        config = config.model_copy(update={"checks": []})
     if args.command == "run":
         return await _run(config, dry_run=args.dry_run)
     if args.command == "once":
@@ -115,8 +231,61 @@ async def _dispatch(config: Config, args: argparse.Namespace) -> int:
             return await check(config, http)
     async with http_client() as http:
         return await backfill(
-            config, http, check_id=args.check, since_s=args.since, dry_run=args.dry_run
+            config,
+            http,
+            check_ids=None if args.all else args.check,
+            since_s=args.since,
+            until_s=args.until,
+            dry_run=args.dry_run,
         )
+
+
+def _init(args: argparse.Namespace) -> int:
+    """``init`` needs no config: everything comes from its options and the environment."""
+    env = os.environ
+    values = {
+        "--pingdom-token": args.pingdom_token or env.get("STATUSBRIDGE_PINGDOM__TOKEN"),
+        "--cachet-url": args.cachet_url or env.get("STATUSBRIDGE_CACHET__BASE_URL"),
+        "--cachet-token": args.cachet_token or env.get("STATUSBRIDGE_CACHET__TOKEN"),
+    }
+    missing = [option for option, value in values.items() if not value]
+    if missing:
+        print(f"statusbridge init: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    options = InitOptions(
+        pingdom_url=args.pingdom_url,
+        pingdom_token=SecretStr(str(values["--pingdom-token"])),
+        cachet_url=str(values["--cachet-url"]),
+        cachet_token=SecretStr(str(values["--cachet-token"])),
+        cachet_api_version=cast(Literal["auto", "2.3", "2.4", "3"], args.cachet_api_version),
+        out=args.out,
+        create_missing=args.create_missing,
+        dry_run=args.dry_run,
+    )
+    configure_logging("warning", "auto")
+
+    def say(line: str) -> None:
+        print(f"init: {line}", file=sys.stderr)
+
+    async def init() -> int:
+        async with http_client() as http:
+            return await run_init(options, http, say=say)
+
+    try:
+        return asyncio.run(init())
+    except StatusBridgeError as exc:
+        print(f"statusbridge init: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _replay(config: Config, path: Path, png: Path) -> None:
+    report = await replay(path, check=config.checks[0] if config.checks else None, png=png)
+    print(
+        f"replay: {report.results} Pingdom results → {report.points} points, "
+        f"{report.status_changes} status changes, {report.incidents} incident(s) "
+        f"(nothing sent); chart: {report.chart}",
+        flush=True,
+    )
 
 
 async def _run(config: Config, *, dry_run: bool) -> int:

@@ -9,26 +9,31 @@ from collections.abc import Awaitable, Callable
 import httpx
 from tqdm import tqdm
 
-from statusbridge.config import Config
+from statusbridge.config import CheckSettings, Config
 from statusbridge.exceptions import StatusBridgeError
 from statusbridge.pingdom_cachet.cachet import CachetClient
+from statusbridge.pingdom_cachet.cachet.diagnose import diagnose
 from statusbridge.pingdom_cachet.job import open_sync_context
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
 from statusbridge.pingdom_cachet.state import StateFile
-from statusbridge.pingdom_cachet.sync import sync_check
+from statusbridge.pingdom_cachet.sync import SyncContext, sync_check
 from statusbridge.pingdom_cachet.uptime import bucket_start, completed_bucket_end
 
 
 async def check(config: Config, http: httpx.AsyncClient) -> int:
-    """Validate the config and reach every configured API, one line per item."""
+    """Validate the config and reach every configured API, one line per item (and a
+    ``name: warning: …`` line per warning)."""
     print(f"config: ok ({len(config.checks)} checks, {len(config.ecs_targets)} ECS targets)")
+    warnings: dict[str, list[str]] = {}
     probes: list[tuple[str, Callable[[], Awaitable[str]]]] = []
     if config.pingdom is not None:
         pingdom = PingdomClient(http, config.pingdom)
         probes.append(("pingdom", lambda: _pingdom(pingdom, config)))
     if config.cachet is not None:
         cachet = CachetClient(http, config.cachet)
-        probes.append(("cachet", lambda: _cachet(cachet, config)))
+        probes.append(
+            ("cachet", lambda: _cachet(cachet, config, warnings.setdefault("cachet", [])))
+        )
     if config.checks:
         probes.append(("state", lambda: _state(config)))
     for target in config.ecs_targets:
@@ -40,6 +45,8 @@ async def check(config: Config, http: httpx.AsyncClient) -> int:
         except (StatusBridgeError, httpx.HTTPError) as exc:
             failed = True
             print(f"{name}: FAILED: {exc}")
+        for warning in warnings.get(name, []):
+            print(f"{name}: warning: {warning}")
     token = config.signalfx.token
     print(f"signalfx: {'token set' if token else 'no token, forwarding runs as a dry run'}")
     return 1 if failed else 0
@@ -53,20 +60,10 @@ async def _pingdom(client: PingdomClient, config: Config) -> str:
     return f"{len(visible)} checks visible"
 
 
-async def _cachet(client: CachetClient, config: Config) -> str:
-    await client.ping()
-    version = await client.version()
-    for item in config.checks:
-        if item.cachet_component_id is not None:
-            await client.component(item.cachet_component_id)
-        for metric_id in (item.response_time_metric_id, item.uptime_metric_id):
-            if metric_id is not None:
-                threshold = (await client.metric(metric_id)).threshold
-                if not threshold or threshold < 0 or 60 % threshold:
-                    raise StatusBridgeError(
-                        f"metric {metric_id} threshold {threshold} does not divide 60"
-                    )
-    return f"version {version or 'unknown'}, components and metrics found"
+async def _cachet(client: CachetClient, config: Config, warnings: list[str]) -> str:
+    found = await diagnose(client, config)
+    warnings.extend(found.warnings)
+    return ", ".join(found.facts)
 
 
 async def _state(config: Config) -> str:
@@ -81,32 +78,57 @@ async def _scrape(http: httpx.AsyncClient, url: str) -> str:
 
 
 async def backfill(
-    config: Config, http: httpx.AsyncClient, *, check_id: int, since_s: float, dry_run: bool
+    config: Config,
+    http: httpx.AsyncClient,
+    *,
+    check_ids: list[int] | None,
+    since_s: float,
+    until_s: float | None = None,
+    dry_run: bool,
 ) -> int:
-    """Push the points of one check from ``since_s`` seconds ago, skipping those present."""
-    matching = [c for c in config.checks if c.pingdom_check_id == check_id]
-    if not matching:
-        configured = [c.pingdom_check_id for c in config.checks]
-        print(f"statusbridge: check {check_id} is not configured (configured: {configured})")
+    """Push the points of some checks (all, for None) from ``since_s`` seconds ago until
+    ``until_s`` seconds ago (now, for None), skipping those Cachet already holds."""
+    configured = [c.pingdom_check_id for c in config.checks]
+    wanted = configured if check_ids is None else check_ids
+    unknown = [check_id for check_id in wanted if check_id not in configured]
+    if unknown or not wanted:
+        print(
+            f"statusbridge: check(s) {unknown or wanted} not configured (configured: {configured})"
+        )
         return 2
-    item = matching[0]
+    if until_s is not None and until_s >= since_s:
+        print("statusbridge: --until must be less far back than --since")
+        return 2
     async with open_sync_context(config, dry_run=dry_run, http_client=http) as context:
-        info = await context.info.get(item)
-        now = time.time()
-        since = int(now - since_s)
-        total = 0
-        if info.bucket_s:
-            end = completed_bucket_end(now, info.bucket_s, item.settle_s)
-            total = max(0, (end - bucket_start(since, info.bucket_s)) // info.bucket_s)
-        with tqdm(total=total, unit="bucket", desc=f"check {check_id}") as bar:
+        for item in [c for c in config.checks if c.pingdom_check_id in wanted]:
+            await _backfill_one(item, context, since_s, until_s, dry_run)
+    return 0
 
-            def advance(buckets: int) -> None:
-                bar.update(buckets)
 
-            report = await sync_check(item, context, backfill_since=since, progress=advance)
+async def _backfill_one(
+    item: CheckSettings, context: SyncContext, since_s: float, until_s: float | None, dry_run: bool
+) -> None:
+    info = await context.info.get(item)
+    now = time.time()
+    since = int(now - since_s)
+    until = int(now - until_s) if until_s is not None else None
+    total = 0
+    if info.bucket_s:
+        end = completed_bucket_end(now, info.bucket_s, item.settle_s)
+        if until is not None:
+            end = min(end, bucket_start(until, info.bucket_s))
+        total = max(0, (end - bucket_start(since, info.bucket_s)) // info.bucket_s)
+    check_id = item.pingdom_check_id
+    with tqdm(total=total, unit="bucket", desc=f"check {check_id}") as bar:
+
+        def advance(buckets: int) -> None:
+            bar.update(buckets)
+
+        report = await sync_check(
+            item, context, backfill_since=since, backfill_until=until, progress=advance
+        )
     print(
         f"check {check_id}: {report.buckets} buckets, {report.points_pushed} points pushed, "
         f"{report.points_already_present} already present"
         + (" (dry run: nothing written)" if dry_run else "")
     )
-    return 0

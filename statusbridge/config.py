@@ -13,6 +13,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -82,16 +83,27 @@ class PingdomSettings(_Section):
 
 
 class CachetSettings(_Section):
-    """``[cachet]``: a Cachet 2.3/2.4 API v1 base URL (ending in ``/api/v1``) and token."""
+    """``[cachet]``: a Cachet API base URL and token: 2.3/2.4 (``…/api/v1``, the
+    ``X-Cachet-Token``) or 3 (``…/api``, a Sanctum token).
+
+    ``api_version`` picks the API; ``auto`` probes it once per start with reads only.
+    ``timezone`` is the server's ``APP_TIMEZONE``, which Cachet 3 answers in.
+    """
 
     base_url: str
     token: SecretStr | None = None
+    api_version: Literal["auto", "2.3", "2.4", "3"] = "auto"
+    timezone: str = "UTC"
     timeout_s: float = Field(default=30.0, gt=0)
     retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")
     def _check_base_url(self) -> CachetSettings:
         _check_url(self.base_url)
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone") from exc
         return self
 
 
@@ -101,6 +113,8 @@ class SignalFxSettings(_Section):
     ingest_endpoint: str = "https://ingest.us1.signalfx.com"
     token: SecretStr | None = None
     dimensions: dict[str, str] = Field(default_factory=dict)
+    # Datapoints wait this long for an ingest outage to end; older ones are dropped, counted.
+    buffer_s: float = Field(default=600.0, gt=0)
 
 
 class CheckSettings(_Section):
@@ -115,6 +129,11 @@ class CheckSettings(_Section):
     down_after: int = Field(default=2, ge=1)
     up_after: int = Field(default=1, ge=1)
     incidents: bool = False
+    # Incidents mail subscribers (when opened, and when resolved where Cachet mails then).
+    notify: bool = True
+    # Component status changes mail subscribers; off by default, so a flapping check does
+    # not mail the world (Cachet 2.3 mails anyway; Cachet 3 never does).
+    notify_on_status_change: bool = False
     # Where a first run (no state yet) starts.
     backfill_hours: float = Field(default=24.0, gt=0)
     # A bucket counts as complete this long after its end, for late Pingdom results.

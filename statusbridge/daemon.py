@@ -58,6 +58,15 @@ class Job(Protocol):
         """Release resources at shutdown (flush and stop clients); called once."""
 
 
+@runtime_checkable
+class HasDependencies(Protocol):
+    """A job that relies on an outside service whose trouble /health should show."""
+
+    def dependencies(self) -> dict[str, str | None]:
+        """Per dependency, None while it is fine, else what is wrong (turns /health red)."""
+        ...
+
+
 @dataclass
 class JobHealth:
     """What /health reports about one job."""
@@ -225,10 +234,12 @@ class Daemon:
     # -- health -----------------------------------------------------------------------
 
     def health(self) -> HealthReport:
-        """Green when every job succeeded recently (3 intervals, at least 60 s)."""
+        """Green when every job succeeded recently (3 intervals, at least 60 s) and no
+        job's dependency reports a problem (a refused SignalFx token, for one)."""
         now = self._clock()
         green = True
         jobs: dict[str, object] = {}
+        dependencies: dict[str, object] = {}
         for job in self.jobs:
             state = self._health[job.name]
             age = None if state.last_success is None else now - state.last_success
@@ -242,4 +253,14 @@ class Daemon:
                 "last_error": state.last_error,
                 "interval_s": job.interval_s,
             }
-        return HealthReport(green, {"jobs": jobs})
+            if isinstance(job, HasDependencies):
+                for name, problem in job.dependencies().items():
+                    green = green and problem is None
+                    dependencies[name] = {
+                        "status": "green" if problem is None else "red",
+                        "error": problem,
+                    }
+        details: dict[str, object] = {"jobs": jobs}
+        if dependencies:
+            details["dependencies"] = dependencies
+        return HealthReport(green, details)

@@ -9,14 +9,15 @@ Every error statusbridge raises on purpose derives from one base::
     │   ├── PingdomError
     │   │   └── QuotaExhausted   Pingdom's request quota is spent for longer than we wait
     │   ├── CachetError
+    │   │   └── CachetTimeZoneError  Cachet stores or shows point times shifted by a zone
     │   └── EcsScrapeError       an ECS node's /metrics
     ├── ForwardingError          no ECS target could be scraped in a forwarding run
     ├── InvalidExpositionError   a scraped body is not Prometheus text
     └── InvalidDatapointError    a datapoint SignalFx would reject or its client choke on
 
 Constructors take the message first and their context as keywords (``status``,
-``reset_after_s``, ``metric``). Foreign errors (httpx, sqlite3, pydantic) are translated
-into these at one seam per module and chained with ``raise ... from exc``. (The private
+``reset_after_s``, ``shift_s``, ``metric``). Foreign errors (httpx, sqlite3, pydantic) are
+translated into these at one seam per module and chained with ``raise ... from exc``. (The private
 ``_ServerError`` of :mod:`statusbridge.pingdom_cachet.retries` only carries a 5xx answer
 to stamina and never leaves that module.)
 """
@@ -72,6 +73,20 @@ class CachetError(ApiError):
     """Cachet answered with an error or could not be reached."""
 
     service = "Cachet"
+
+
+class CachetTimeZoneError(CachetError):
+    """Cachet's point times are off by a time zone (``shift_s``), so points would double.
+
+    Cachet 2.4 stores them shifted when its ``APP_TIMEZONE`` is not UTC
+    (cachethq/cachet#2459); Cachet 3 answers in its ``APP_TIMEZONE``, which
+    ``[cachet] timezone`` must name. No answer status: the answers were 2xx.
+    """
+
+    def __init__(self, message: str, *, shift_s: int) -> None:
+        StatusBridgeError.__init__(self, f"{self.service}: {message}")
+        self.status = None
+        self.shift_s = shift_s
 
 
 class EcsScrapeError(ApiError):

@@ -67,7 +67,19 @@ class StatusBridgeMetrics:
         )
         self.signalfx_client_errors = Counter(
             "statusbridge_signalfx_client_errors",
-            "POSTs the signalfx client's send thread reported as failed (batch dropped).",
+            "POSTs to SignalFx ingest that failed (their datapoints stay buffered and retried).",
+            registry=self.registry,
+        )
+        self.datapoints_dropped = Counter(
+            "statusbridge_datapoints_dropped",
+            "Datapoints lost after hand-over: expired (older than the buffer), refused "
+            "(a 4xx for the batch itself) or shutdown (still buffered at exit).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.signalfx_buffered = Gauge(
+            "statusbridge_signalfx_buffered_datapoints",
+            "Datapoints handed over and not yet accepted by SignalFx ingest.",
             registry=self.registry,
         )
 
@@ -106,6 +118,14 @@ class StatusBridgeMetrics:
     def signalfx_posts_failed(self, count: int) -> None:
         """The signalfx client's thread reported ``count`` more failed POSTs."""
         self.signalfx_client_errors.inc(count)
+
+    def datapoints_lost(self, reason: str, count: int) -> None:
+        """``count`` more datapoints were dropped after hand-over, for ``reason``."""
+        self.datapoints_dropped.labels(reason).inc(count)
+
+    def signalfx_backlog(self, buffered: int) -> None:
+        """``buffered`` datapoints are waiting for ingest."""
+        self.signalfx_buffered.set(buffered)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition."""

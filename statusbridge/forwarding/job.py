@@ -123,6 +123,7 @@ class ForwardingJob:
         self._last_scrape: dict[Target, float] = {}
         self._metrics = metrics if metrics is not None else StatusBridgeMetrics()
         self._client_errors_seen = 0
+        self._dropped_seen: dict[str, int] = {}
 
     async def run_once(self) -> None:
         """Scrape the due targets, convert, and send everything in one hand-over."""
@@ -143,6 +144,14 @@ class ForwardingJob:
     async def aclose(self) -> None:
         """Flush and stop the sink (its ``stop()`` joins a thread, so off the loop)."""
         await asyncio.to_thread(self.sink.close)
+        self._count_sink()
+
+    def dependencies(self) -> dict[str, str | None]:
+        """For /health: ``signalfx`` is red while ingest refuses the token (a dry run
+        sends nothing, so it has no such dependency)."""
+        if isinstance(self.sink, DryRunSink):
+            return {}
+        return {"signalfx": self.sink.auth_error}
 
     def _is_due(self, target: Target, now: float) -> bool:
         last = self._last_scrape.get(target)
@@ -173,9 +182,17 @@ class ForwardingJob:
 
     def _count(self, handed_over: int, rejected: int) -> None:
         self._metrics.datapoints_sent(handed_over, rejected)
+        self._count_sink()
+
+    def _count_sink(self) -> None:
+        """Record what the sink learnt since the last call: failed POSTs, backlog, drops."""
         errors = self.sink.client_errors
         self._metrics.signalfx_posts_failed(max(0, errors - self._client_errors_seen))
         self._client_errors_seen = errors
+        self._metrics.signalfx_backlog(self.sink.buffered)
+        for reason, total in self.sink.dropped.items():
+            self._metrics.datapoints_lost(reason, total - self._dropped_seen.get(reason, 0))
+            self._dropped_seen[reason] = total
 
 
 def build_sink(config: Config, *, dry_run: bool) -> DatapointSink:
@@ -185,7 +202,9 @@ def build_sink(config: Config, *, dry_run: bool) -> DatapointSink:
         if not dry_run:
             log.warning("forwarding_dry_run", reason="no [signalfx] token configured")
         return DryRunSink()
-    return SignalFxSink(token=settings.token, ingest_endpoint=settings.ingest_endpoint)
+    return SignalFxSink(
+        token=settings.token, ingest_endpoint=settings.ingest_endpoint, buffer_s=settings.buffer_s
+    )
 
 
 def build_forwarding_job(

@@ -1,14 +1,14 @@
-"""SignalFx datapoints, their validation, and the one place that uses the ``signalfx`` client.
+"""SignalFx datapoints, their validation, and the sinks they go to.
 
-The ``signalfx`` package (1.1.16) is deprecated upstream and has three habits this module
-exists to contain:
+:class:`SignalFxSink` hands datapoints to a
+:class:`~statusbridge.forwarding.ingest.BufferedIngestClient` — the ``signalfx``
+package's protobuf client with its HTTP answers handled: nothing is lost without a word
+(retries from a bounded buffer, drops counted, a refused token reported for /health).
+The package has two more habits this module contains:
 
-- importing its generated protobuf module warns (``DeprecationWarning`` under protobuf
-  3.20); the warning is filtered here, at the import, and nowhere else;
-- ``send()`` only queues: a background thread POSTs batches of 300, logs HTTP errors at
-  DEBUG and drops a batch whose POST raised, counting it by exception class in
-  ``reset_error_counters()``; so :class:`SignalFxSink` counts what it handed over and
-  logs those error counters every cycle, which is all the visibility the client allows;
+- ``send()`` only queues; the client's thread POSTs batches of 300. So the sink counts
+  what it handed over, and logs the client's error counters (failed POSTs by kind)
+  every cycle;
 - ``send()`` raises half-way through a list on a ``bool``/``None`` value or a non-string
   dimension; so every datapoint is validated first and a bad one is dropped and logged
   instead of taking the cycle's other datapoints with it.
@@ -23,8 +23,8 @@ import enum
 import json
 import math
 import sys
-import warnings
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -32,14 +32,7 @@ import structlog
 from pydantic import SecretStr
 
 from statusbridge.exceptions import InvalidDatapointError
-
-with warnings.catch_warnings():
-    # signalfx's protobuf 3 generated module calls descriptor factories protobuf deprecates.
-    warnings.filterwarnings(
-        "ignore", message="Call to deprecated create function", category=DeprecationWarning
-    )
-    import signalfx
-    import signalfx.ingest
+from statusbridge.forwarding.ingest import BufferedIngestClient
 
 __all__ = [
     "MAX_DIMENSION_LENGTH",
@@ -157,10 +150,28 @@ def partition(datapoints: Sequence[Datapoint]) -> tuple[list[Datapoint], int]:
 class DatapointSink(Protocol):
     """Where the forwarding job hands its datapoints: SignalFx, or stdout in a dry run.
 
-    ``client_errors`` is the running total of failed POSTs the sink learnt about.
+    ``client_errors`` is the running total of failed POSTs the sink learnt about,
+    ``dropped`` the datapoints lost after they were handed over (by reason),
+    ``buffered`` those still waiting, and ``auth_error`` why ingest refuses the token
+    (None while it does not).
     """
 
     client_errors: int
+
+    @property
+    def dropped(self) -> Mapping[str, int]:
+        """Datapoints lost after hand-over, by reason."""
+        ...
+
+    @property
+    def buffered(self) -> int:
+        """Datapoints handed over and not yet accepted."""
+        ...
+
+    @property
+    def auth_error(self) -> str | None:
+        """Why ingest refuses the token, or None."""
+        ...
 
     def send(self, datapoints: Sequence[Datapoint]) -> int:
         """Validate and hand over ``datapoints``; return how many were handed over."""
@@ -172,10 +183,12 @@ class DatapointSink(Protocol):
 
 
 class SignalFxSink:
-    """Sends datapoints with the ``signalfx`` ingest client, and makes its drops visible.
+    """Sends datapoints through a :class:`BufferedIngestClient`, and makes drops visible.
 
     ``handed_over``, ``rejected`` and ``client_errors`` are running totals for the
-    daemon's own metrics. The token is used to build the client and kept nowhere else.
+    daemon's own metrics; ``buffer_s`` is how many seconds of datapoints (on ``clock``)
+    wait for an ingest outage to end, retried after ``retry_initial_s`` doubling up to
+    ``retry_max_s``. The token is used to build the client and kept nowhere else.
     """
 
     def __init__(
@@ -184,11 +197,21 @@ class SignalFxSink:
         token: SecretStr | str,
         ingest_endpoint: str,
         timeout_s: float = 5.0,
+        buffer_s: float = 600.0,
+        retry_initial_s: float = 1.0,
+        retry_max_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         secret = token.get_secret_value() if isinstance(token, SecretStr) else token
         self.ingest_endpoint = ingest_endpoint
-        self._client = signalfx.SignalFx(ingest_endpoint=ingest_endpoint, timeout=timeout_s).ingest(
-            secret
+        self._client = BufferedIngestClient(
+            secret,
+            endpoint=ingest_endpoint,
+            timeout=timeout_s,
+            buffer_s=buffer_s,
+            retry_initial_s=retry_initial_s,
+            retry_max_s=retry_max_s,
+            clock=clock,
         )
         self.handed_over = 0
         self.rejected = 0
@@ -197,6 +220,21 @@ class SignalFxSink:
 
     def __repr__(self) -> str:
         return f"SignalFxSink(ingest_endpoint={self.ingest_endpoint!r})"
+
+    @property
+    def dropped(self) -> Mapping[str, int]:
+        """Datapoints the client lost after hand-over, by reason."""
+        return self._client.dropped
+
+    @property
+    def buffered(self) -> int:
+        """Datapoints waiting for ingest."""
+        return self._client.buffered
+
+    @property
+    def auth_error(self) -> str | None:
+        """Why ingest refuses the token, or None."""
+        return self._client.auth_error
 
     def send(self, datapoints: Sequence[Datapoint]) -> int:
         """Queue the valid datapoints on the client and log this cycle's counters.
@@ -256,6 +294,9 @@ class DryRunSink:
         # Resolved per write when None, so a replaced sys.stdout (tests, redirection) wins.
         self._stream = stream
         self.client_errors = 0
+        self.dropped: Mapping[str, int] = {}
+        self.buffered = 0
+        self.auth_error: str | None = None
 
     def send(self, datapoints: Sequence[Datapoint]) -> int:
         """Print the valid datapoints; return how many were printed."""

@@ -1,11 +1,15 @@
 """Component status and incident automation for one check.
 
 The status follows the newest results through
-:mod:`statusbridge.pingdom_cachet.status`; Cachet gets a PUT only when it changes. With
-``incidents = true`` an incident opens when the component enters major outage and is
-resolved when it leaves it, unless a human edited or closed it meanwhile (then it is
-left alone and forgotten). Nothing is saved before Cachet has accepted the change, so a
-failed call is retried from the same results next run.
+:mod:`statusbridge.pingdom_cachet.status`; Cachet gets a PUT only when it changes (and
+only after a GET shows Cachet does not have it already: 2.3 mails on every PUT and needs
+the component's ``enabled`` sent back). Status changes are silent where Cachet allows it
+unless ``notify_on_status_change``. With ``incidents = true`` an incident opens when the
+component enters major outage, linked to the component at the status it already has
+(so linking mails nobody about the component), and is resolved when it leaves it,
+unless a human edited or closed it meanwhile (then it is left alone and forgotten);
+incidents mail subscribers as ``notify`` says. Nothing is saved before Cachet has
+accepted the change, so a failed call is retried from the same results next run.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import structlog
 
 from statusbridge.config import CheckSettings
 from statusbridge.exceptions import CachetError
-from statusbridge.pingdom_cachet.cachet import INCIDENT_FIXED, CachetClient
+from statusbridge.pingdom_cachet.cachet import INCIDENT_FIXED, CachetClient, Component
 from statusbridge.pingdom_cachet.check_info import CheckInfo
 from statusbridge.pingdom_cachet.state import CheckRecord, StateFile
 from statusbridge.pingdom_cachet.status import ComponentStatus, advance
@@ -46,26 +50,42 @@ async def update_component(
     if after.status is None:
         return
     pushed = record.pushed_status
+    current: Component | None = None
     if pushed is None:
         # First run for this check: Cachet may already show the right status.
-        pushed = (await cachet.component(component_id)).status
+        current = await cachet.component(component_id)
+        pushed = current.status
     if dry_run:
         if after.status != pushed:
             log.info("would_set_component_status", check=check.label, status=after.status.name)
         return
     if after.status != pushed:
-        await cachet.set_component_status(component_id, int(after.status))
-        log.info(
-            "component_status_set",
-            check=check.label,
-            component=component_id,
-            status=after.status.name,
-            previous=pushed,
-        )
+        await _set_status(check, cachet, current, int(after.status))
     new = replace(record, hysteresis=after, pushed_status=int(after.status))
     if check.incidents:
         new = await _follow_incident(check, cachet, new, info, before)
     state_file.save(new)
+
+
+async def _set_status(
+    check: CheckSettings, cachet: CachetClient, current: Component | None, status: int
+) -> None:
+    """PUT the status unless Cachet shows it already (a PUT after a failed run would mail)."""
+    assert check.cachet_component_id is not None
+    if current is None:
+        current = await cachet.component(check.cachet_component_id)
+    if current.status == status:
+        log.info("component_status_already_set", check=check.label, status=status)
+        return
+    await cachet.set_component_status(current, status, notify=check.notify_on_status_change)
+    log.info(
+        "component_status_set",
+        check=check.label,
+        component=current.id,
+        status=ComponentStatus(status).name,
+        previous=current.status,
+        notify=check.notify_on_status_change,
+    )
 
 
 async def _follow_incident(
@@ -85,8 +105,13 @@ async def _follow_incident(
         "until": _when(record.hysteresis.changed_at),
     }
     if now == major and before != major and record.incident_id is None:
+        assert check.cachet_component_id is not None
         incident = await cachet.create_incident(
-            check.incident_name.format(**fields), check.incident_message.format(**fields)
+            check.incident_name.format(**fields),
+            check.incident_message.format(**fields),
+            notify=check.notify,
+            # The status the component has now: linking it changes (and mails) nothing.
+            component=(check.cachet_component_id, int(major)),
         )
         log.info("incident_opened", check=check.label, incident=incident.id)
         return replace(record, incident_id=incident.id, incident_updated_at=incident.updated_at)
@@ -111,7 +136,14 @@ async def _resolve(
         # Someone closed or edited it: their words stand, ours are not added.
         log.info("incident_left_alone", check=check.label, incident=current.id)
         return
-    await cachet.resolve_incident(current.id, text)
+    try:
+        await cachet.resolve_incident(current, text, notify=check.notify)
+    except CachetError as exc:
+        if exc.status != 404:
+            raise
+        # Deleted between the read and the write; the version stays what it is.
+        log.info("incident_gone", check=check.label, incident=current.id)
+        return
     log.info("incident_resolved", check=check.label, incident=current.id)
 
 

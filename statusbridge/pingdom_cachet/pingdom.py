@@ -34,6 +34,8 @@ class Check:
 
     id: int
     resolution_min: int | None = None
+    name: str = ""
+    status: str = ""
 
 
 class PingdomClient:
@@ -72,7 +74,8 @@ class PingdomClient:
     async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         headers, auth = self._auth()
         headers["Accept"] = "application/json"
-        for _ in range(_MAX_429_RETRIES + 1):
+        limit = "unknown"
+        for attempt in range(_MAX_429_RETRIES + 1):
             await self.pacer.before_request()
             response = await send(
                 self._http,
@@ -86,8 +89,9 @@ class PingdomClient:
                 error=PingdomError,
             )
             if response.status_code == 429:
-                log.warning("pingdom_429", path=path)
-                await self.pacer.after_429(response.headers)
+                if attempt == _MAX_429_RETRIES:
+                    break
+                limit = await self.pacer.after_429(response.headers, attempt)
                 continue
             self.pacer.observe(response.headers)
             if response.is_error:
@@ -98,7 +102,10 @@ class PingdomClient:
                 raise PingdomError(
                     f"{path}: answer is not JSON", status=response.status_code
                 ) from exc
-        raise PingdomError(f"{path}: still answered 429 after {_MAX_429_RETRIES} waits", status=429)
+        raise PingdomError(
+            f"{path}: still answered 429 after {_MAX_429_RETRIES} waits (limit hit: {limit})",
+            status=429,
+        )
 
     async def checks(self) -> list[Check]:
         """Every check of the account (one call holds up to 25000)."""
@@ -124,7 +131,7 @@ class PingdomClient:
             if not isinstance(_dict(body).get("results"), list):
                 # Read as "no results", this would commit empty buckets: points lost for good.
                 raise PingdomError(f"/results/{check_id}: answer holds no results list", status=200)
-            page = [_result(raw) for raw in _list(body)]
+            page = [parse_result(raw) for raw in _list(body)]
             parsed = [r for r in page if r is not None]
             for result in parsed:
                 found[(result.probe_id, result.time)] = result
@@ -169,10 +176,17 @@ def _check(raw: dict[str, Any]) -> Check | None:
     check_id = _int(raw.get("id"))
     if check_id is None:
         return None
-    return Check(id=check_id, resolution_min=_int(raw.get("resolution")))
+    name, status = raw.get("name"), raw.get("status")
+    return Check(
+        id=check_id,
+        resolution_min=_int(raw.get("resolution")),
+        name=name if isinstance(name, str) else "",
+        status=status if isinstance(status, str) else "",
+    )
 
 
-def _result(raw: dict[str, Any]) -> Result | None:
+def parse_result(raw: dict[str, Any]) -> Result | None:
+    """One raw result of ``/results`` (None without a ``time``); every field optional."""
     time = _int(raw.get("time"))
     if time is None:
         return None

@@ -4,6 +4,10 @@ Each response says ``Remaining: N Time until reset: S``. :class:`QuotaPacer` spr
 requests out once fewer than ``reserve`` remain, pauses until the reset at 0, and
 raises :class:`~statusbridge.exceptions.QuotaExhausted` for a reset further away than
 ``max_wait_s`` instead of sleeping through it.
+
+A 429 that spent no quota (no ``Req-Limit-*`` window at 0: a proxy in front of Pingdom,
+Cloudflare) is not Pingdom's limit, so its reset windows mean nothing: it is waited out
+briefly — ``Retry-After`` or an exponential backoff, at most :data:`PROXY_MAX_WAIT_S`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ log = structlog.get_logger(__name__)
 
 HEADERS = ("Req-Limit-Short", "Req-Limit-Long")
 _PATTERN = re.compile(r"Remaining:\s*(\d+)\s*Time until reset:\s*(\d+)", re.IGNORECASE)
-_DEFAULT_429_WAIT_S = 60.0
+# A 429 without a spent quota waits 1, 2, 4 … seconds (or Retry-After), at most this.
+PROXY_MAX_WAIT_S = 30.0
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -89,21 +94,40 @@ class QuotaPacer:
             quota.remaining -= 1
         await self._wait(wait, "quota_low")
 
-    async def after_429(self, headers: Mapping[str, str]) -> None:
-        """After a 429: wait for the exhausted window to reset (or raise if too far)."""
+    async def after_429(self, headers: Mapping[str, str], attempt: int = 0) -> str:
+        """After a 429: wait for the spent window to reset (or raise if too far), or, when
+        no window is spent, back off briefly. Return the limit that was hit."""
         self.observe(headers)
-        exhausted = [q for q in self.quotas.values() if q.remaining <= 0]
-        waits = [self._until_reset(q) for q in exhausted or self.quotas.values()]
-        wait = max(waits) if waits else _DEFAULT_429_WAIT_S
+        spent = {name: q for name, q in self.quotas.items() if q.remaining <= 0}
+        if not spent:
+            wait = _retry_after(headers.get("Retry-After"), attempt)
+            limit = "none spent (a proxy in front of Pingdom?)"
+            log.warning("pingdom_rate_limited", limit=limit, wait_s=round(wait, 1))
+            await self._sleep(wait)
+            return limit
+        limit = ", ".join(sorted(spent))
+        wait = max(self._until_reset(q) for q in spent.values())
+        log.warning("pingdom_rate_limited", limit=limit, reset_s=round(wait, 1))
         await self._wait(max(wait, 1.0), "http_429")
         # Those windows have reset; the next response reports the fresh quota.
-        for name in [name for name, quota in self.quotas.items() if quota.remaining <= 0]:
+        for name in spent:
             del self.quotas[name]
+        return limit
 
     async def _wait(self, wait: float, reason: str) -> None:
+        """Sleep ``wait`` seconds, or raise QuotaExhausted when that is too long."""
         if wait <= 0:
             return
         if wait > self._max_wait_s:
             raise QuotaExhausted(reset_after_s=wait)
         log.warning("pingdom_pacing", reason=reason, wait_s=round(wait, 1))
         await self._sleep(wait)
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    """A proxy's Retry-After (seconds), else 1, 2, 4 … s; never above PROXY_MAX_WAIT_S."""
+    try:
+        wait = float(value) if value else 2.0**attempt
+    except ValueError:
+        wait = 2.0**attempt
+    return min(max(wait, 1.0), PROXY_MAX_WAIT_S)

@@ -106,11 +106,19 @@ async def sync_check(
     ctx: SyncContext,
     *,
     backfill_since: int | None = None,
+    backfill_until: int | None = None,
     progress: Progress | None = None,
 ) -> SyncReport:
-    """Bring one check's Cachet metrics, component and incident up to date."""
+    """Bring one check's Cachet metrics, component and incident up to date; a backfill
+    that stops in the past (``backfill_until``) leaves the component alone."""
     async with ctx.semaphore:
-        return await _sync(check, ctx, backfill_since=backfill_since, progress=progress)
+        return await _sync(
+            check,
+            ctx,
+            backfill_since=backfill_since,
+            backfill_until=backfill_until,
+            progress=progress,
+        )
 
 
 async def _sync(
@@ -118,6 +126,7 @@ async def _sync(
     ctx: SyncContext,
     *,
     backfill_since: int | None,
+    backfill_until: int | None,
     progress: Progress | None,
 ) -> SyncReport:
     record = ctx.state_file.load(check.pingdom_check_id)
@@ -133,9 +142,10 @@ async def _sync(
             now=now,
             retention_s=ctx.retention_s,
             backfill_since=backfill_since,
+            backfill_until=backfill_until,
         )
         newest = await _sync_points(check, ctx, info, window, report, now=now, progress=progress)
-    if check.cachet_component_id is not None:
+    if check.cachet_component_id is not None and backfill_until is None:
         await _sync_component(check, ctx, record, info, newest, now=now)
     log.info(
         "check_synced",
@@ -157,10 +167,14 @@ def plan_window(
     now: float,
     retention_s: float,
     backfill_since: int | None = None,
+    backfill_until: int | None = None,
 ) -> Window:
     """The completed buckets to push: from the watermark (or the backfill start, or
-    ``backfill_hours`` back on a first run), no older than Pingdom keeps results."""
+    ``backfill_hours`` back on a first run), no older than Pingdom keeps results, up to
+    the last completed bucket (or the bucket ``backfill_until`` falls in)."""
     end = completed_bucket_end(now, size_s, check.settle_s)
+    if backfill_until is not None:
+        end = min(end, bucket_start(backfill_until, size_s))
     if backfill_since is not None:
         start = bucket_start(backfill_since, size_s)
     elif record.watermark is not None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import stamina
 from fake_cachet import FakeCachet
+from fake_cachet3 import FakeCachet3
 from fake_pingdom import FakePingdom
 
 from statusbridge.config import CachetSettings, PingdomSettings
@@ -39,8 +40,15 @@ def pingdom_fake() -> Iterator[FakePingdom]:
 
 @pytest.fixture
 def cachet_fake() -> Iterator[FakeCachet]:
-    """A fake Cachet 2.4 API on 127.0.0.1."""
+    """A fake Cachet 2.4 API (tag v2.4.1) on 127.0.0.1."""
     with FakeCachet() as fake:
+        yield fake
+
+
+@pytest.fixture
+def cachet3_fake() -> Iterator[FakeCachet3]:
+    """A fake Cachet 3 API (cachethq/core) on 127.0.0.1."""
+    with FakeCachet3() as fake:
         yield fake
 
 

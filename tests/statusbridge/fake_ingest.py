@@ -73,12 +73,18 @@ class FakeIngest(FakeServer):
     """A SignalFx ingest endpoint on 127.0.0.1 that records every datapoint it decodes.
 
     Use it as a context manager; ``endpoint`` is the base URL to give the client.
-    ``status`` is the HTTP status answered to every POST (SignalFx answers 200);
-    ``batches`` holds the number of datapoints of each upload.
+    ``status`` is the HTTP status answered to every POST (SignalFx answers 200), unless
+    ``script`` holds statuses to answer first, one per POST (e.g. ``[401, 500, 500]``);
+    ``batches`` holds the number of datapoints of each upload, ``statuses`` what each
+    was answered. ``datapoints`` is everything decoded, ``accepted`` only what came in
+    uploads answered 2xx — what SignalFx would have kept.
     """
 
     def __init__(self, *, status: int = 200) -> None:
         self.status = status
+        self.script: list[int] = []
+        self.statuses: list[int] = []
+        self._accepted: list[ReceivedDatapoint] = []
         self._datapoints: list[ReceivedDatapoint] = []
         self.batches: list[int] = []
         self.errors: list[str] = []
@@ -95,9 +101,17 @@ class FakeIngest(FakeServer):
         with self.lock:
             return list(self._datapoints)
 
+    @property
+    def accepted(self) -> list[ReceivedDatapoint]:
+        """A snapshot of the datapoints of uploads answered 2xx."""
+        with self.lock:
+            return list(self._accepted)
+
     def clear(self) -> None:
         """Forget what was received so far."""
         with self.lock:
+            self._accepted.clear()
+            self.statuses.clear()
             self._datapoints.clear()
             self.batches.clear()
             self.requests.clear()
@@ -127,7 +141,7 @@ class FakeIngest(FakeServer):
     def handle(self, request: Request) -> Response:
         """Decode an upload to ``/v2/datapoint`` and answer ``status``, as ingest does."""
         datapoints: list[ReceivedDatapoint] = []
-        status = self.status
+        status = self.script.pop(0) if self.script else self.status
         if request.path.rstrip("/").endswith("/v2/datapoint"):
             gzipped = request.headers.get("content-encoding") == "gzip"
             try:
@@ -136,6 +150,9 @@ class FakeIngest(FakeServer):
                 self.errors.append(repr(exc))
                 status = 400
         self._datapoints.extend(datapoints)
+        if 200 <= status < 300:
+            self._accepted.extend(datapoints)
+        self.statuses.append(status)
         self.batches.append(len(datapoints))
         self.lock.notify_all()
         return Response(status, "OK" if status == 200 else "error")

@@ -2,7 +2,9 @@
 
 ``/results`` answers newest first, caps ``limit`` at 1000 and ``offset`` at 43200, and
 includes ``from``/``to`` bounds; every answer carries ``Req-Limit-Short`` and
-``Req-Limit-Long``; a spent short quota answers 429 with Pingdom's error body. Results are
+``Req-Limit-Long``; a spent short quota answers 429 with Pingdom's error body. A proxy in
+front (Cloudflare, a corporate gateway) can answer 429 on its own: ``proxy_429_next``
+such answers come without ``Req-Limit-*`` headers and with ``Retry-After``. Results are
 stored as raw dicts so that tests can leave fields out (down results without
 ``responsetime``).
 """
@@ -39,6 +41,9 @@ class FakePingdom(FakeServer):
         self.long_reset_s = 2_592_000
         # Statuses to answer next, before anything else (e.g. [429] or [503, 503]).
         self.fail_next: list[int] = []
+        # 429s from a proxy in front of Pingdom: no quota spent, no Req-Limit headers.
+        self.proxy_429_next = 0
+        self.proxy_retry_after: str | None = "2"
 
     @property
     def base_url(self) -> str:
@@ -83,6 +88,11 @@ class FakePingdom(FakeServer):
 
     def handle(self, request: Request) -> Response:
         """Route one request."""
+        if self.proxy_429_next > 0:
+            self.proxy_429_next -= 1
+            headers = {"Retry-After": self.proxy_retry_after} if self.proxy_retry_after else {}
+            page = b"<html><body><h1>429 Too Many Requests</h1></body></html>"
+            return Response(429, page, headers=headers, content_type="text/html")
         if self.fail_next:
             status = self.fail_next.pop(0)
             if status == 429:

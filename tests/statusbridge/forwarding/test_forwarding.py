@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from structlog.testing import capture_logs
 from ecs.metrics import STAGES
 from statusbridge.app import open_jobs
 from statusbridge.config import Config
+from statusbridge.daemon import Daemon
 from statusbridge.exceptions import ConfigError, ForwardingError
 from statusbridge.forwarding import (
     DryRunSink,
@@ -329,3 +332,122 @@ async def test_open_jobs_builds_the_forwarding_job(
     )
     assert handed is not None
     assert handed > 50
+
+
+def wait_until(condition: Any, *, timeout: float = 10.0) -> None:
+    """Poll ``condition()`` until it holds (the sink's thread works on its own)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def identities(datapoints: list[ReceivedDatapoint]) -> list[tuple[str, int, str]]:
+    """What tells two datapoints apart: metric, timestamp, dimensions."""
+    return [(dp.metric, dp.timestamp, repr(sorted(dp.dimensions.items()))) for dp in datapoints]
+
+
+async def test_an_ingest_outage_within_the_buffer_loses_nothing(
+    ecs: MetricsServer, ingest: FakeIngest, http: httpx.AsyncClient
+) -> None:
+    """Ingest answering 401, then 500 for a while, then 200: every datapoint arrives once."""
+    ingest.script = [401, 401, 500, 500, 500, 503]
+    clock = Clock()
+    metrics = StatusBridgeMetrics()
+    sink = SignalFxSink(
+        token="t", ingest_endpoint=ingest.endpoint, retry_initial_s=0.02, retry_max_s=0.1
+    )
+    job = ForwardingJob(
+        [Target(ecs.url, ecs.node)],
+        http_client=http,
+        sink=sink,
+        metrics=metrics,
+        clock=clock,
+        monotonic=clock,
+    )
+    handed = 0
+    for _ in range(4):  # four cycles during the outage
+        await job.run_once()
+        handed = sink.handed_over
+        clock.now += 10
+        await asyncio.sleep(0.05)
+    wait_until(lambda: len(ingest.accepted) >= handed)
+    await job.aclose()
+    accepted = identities(ingest.accepted)
+    assert len(accepted) == handed == len(set(accepted))
+    assert ingest.statuses[:6] == [401, 401, 500, 500, 500, 503]
+    assert (sink.client_errors, sink.dropped, sink.auth_error) == (6, {}, None)
+    exposition = metrics.exposition().decode()
+    assert "statusbridge_signalfx_client_errors_total 6.0" in exposition
+    assert "\nstatusbridge_datapoints_dropped_total{" not in exposition
+
+
+async def test_a_long_outage_drops_the_oldest_and_counts_them(
+    ecs: MetricsServer, ingest: FakeIngest, http: httpx.AsyncClient
+) -> None:
+    """Past the buffer's seconds the oldest datapoints go, counted; the newer ones arrive once."""
+    ingest.status = 503
+    age = [0.0]
+    metrics = StatusBridgeMetrics()
+    sink = SignalFxSink(
+        token="t",
+        ingest_endpoint=ingest.endpoint,
+        buffer_s=60,
+        retry_initial_s=0.02,
+        retry_max_s=0.05,
+        clock=lambda: age[0],
+    )
+    clock = Clock()
+    job = ForwardingJob(
+        [Target(ecs.url, ecs.node)],
+        http_client=http,
+        sink=sink,
+        metrics=metrics,
+        clock=clock,
+        monotonic=clock,
+    )
+    await job.run_once()
+    old = sink.handed_over
+    age[0] = 90.0  # the first cycle's datapoints are now older than the buffer holds
+    clock.now += 10
+    await job.run_once()
+    new = sink.handed_over - old
+    wait_until(lambda: sink.dropped.get("expired") == old)
+    ingest.status = 200
+    wait_until(lambda: len(ingest.accepted) == new)
+    await job.aclose()
+    assert {dp.timestamp for dp in ingest.accepted} == {int(clock.now * 1000)}
+    assert len(set(identities(ingest.accepted))) == new
+    exposition = metrics.exposition().decode()
+    assert f'statusbridge_datapoints_dropped_total{{reason="expired"}} {float(old)}' in exposition
+
+
+async def test_a_refused_token_turns_health_red_and_logs_once(
+    ecs: MetricsServer, ingest: FakeIngest, http: httpx.AsyncClient
+) -> None:
+    """Ingest answering 401 makes /health red with one error line; accepted again, green."""
+    ingest.status = 401
+    clock = Clock()
+    sink = SignalFxSink(
+        token="t", ingest_endpoint=ingest.endpoint, retry_initial_s=0.02, retry_max_s=0.05
+    )
+    job = ForwardingJob(
+        [Target(ecs.url, ecs.node)], http_client=http, sink=sink, clock=clock, monotonic=clock
+    )
+    daemon = Daemon(Config(), [job])
+    with capture_logs() as logs:
+        assert await daemon.run_job(job) is None
+        wait_until(lambda: len(ingest.statuses) >= 3)
+        red = daemon.health()
+        ingest.status = 200
+        wait_until(lambda: sink.auth_error is None)
+        green = daemon.health()
+        await job.aclose()
+    assert not red.green
+    assert red.body()["details"]["dependencies"] == {  # type: ignore[index]
+        "signalfx": {"status": "red", "error": "SignalFx ingest refused the token (HTTP 401)"}
+    }
+    assert green.green
+    events = [e["event"] for e in logs]
+    assert events.count("signalfx_token_refused") == 1
+    assert events.count("signalfx_token_accepted") == 1

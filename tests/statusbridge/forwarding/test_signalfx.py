@@ -171,14 +171,19 @@ def test_cycle_log_reports_client_error_counters() -> None:
     assert stub.stopped
 
 
-def test_http_errors_stay_invisible_to_the_client(ingest: FakeIngest) -> None:
-    """A 401 from ingest is swallowed by the client: handed over, yet no error counted."""
+def test_a_refused_token_is_an_error_not_a_delivery(ingest: FakeIngest) -> None:
+    """A 401 from ingest is counted, logged once as an error and kept as auth_error."""
     ingest.status = 401
     sink = SignalFxSink(token="wrong", ingest_endpoint=ingest.endpoint)
-    sink.send([gauge(1.0)])
-    sink.close()
+    with capture_logs() as logs:
+        sink.send([gauge(1.0)])
+        sink.close()
     assert len(ingest.requests) == 1
-    assert (sink.handed_over, sink.client_errors) == (1, 0)
+    assert (sink.handed_over, sink.client_errors) == (1, 1)
+    assert sink.auth_error == "SignalFx ingest refused the token (HTTP 401)"
+    assert sink.dropped == {"shutdown": 1}
+    refused = [e for e in logs if e["event"] == "signalfx_token_refused"]
+    assert [e["log_level"] for e in refused] == ["error"]
 
 
 def test_token_never_appears_in_repr_or_logs(ingest: FakeIngest) -> None:
@@ -238,7 +243,8 @@ def test_import_and_client_construction_are_warning_free() -> None:
     code = (
         "from statusbridge.forwarding.signalfx import SignalFxSink\n"
         "sink = SignalFxSink(token='t', ingest_endpoint='http://127.0.0.1:9')\n"
-        "print(type(sink._client).__name__)\n"
+        "import signalfx.ingest\n"
+        "print(isinstance(sink._client, signalfx.ingest.ProtoBufSignalFxIngestClient))\n"
     )
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", code],
@@ -248,5 +254,5 @@ def test_import_and_client_construction_are_warning_free() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ProtoBufSignalFxIngestClient"
+    assert result.stdout.strip() == "True"
     assert result.stderr == ""

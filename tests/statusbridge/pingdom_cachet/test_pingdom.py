@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fake_pingdom import FakePingdom
+from structlog.testing import capture_logs
 
 from statusbridge.config import PingdomSettings
 from statusbridge.exceptions import PingdomError, QuotaExhausted
@@ -170,3 +171,37 @@ def test_quota_header_parsing() -> None:
     assert (quota.remaining, quota.reset_s) == (394, 3589)
     assert parse_quota("invalid", 0.0) is None
     assert parse_quota(None, 0.0) is None
+
+
+async def test_a_proxys_429_backs_off_briefly_and_names_the_limit(
+    pingdom_fake: FakePingdom, pingdom_settings: PingdomSettings, http: httpx.AsyncClient
+) -> None:
+    """A 429 with no spent quota (a proxy) waits seconds, not Pingdom's reset, and retries."""
+    pingdom_fake.add_check(7)
+    pingdom_fake.proxy_429_next = 2
+    pingdom_fake.proxy_retry_after = None
+    sleeps = Sleeps()
+    with capture_logs() as logs:
+        checks = await client(http, pingdom_settings, sleeps).checks()
+    assert [c.id for c in checks] == [7]
+    assert sleeps.calls == [1.0, 2.0]
+    limits = [e["limit"] for e in logs if e["event"] == "pingdom_rate_limited"]
+    assert limits == ["none spent (a proxy in front of Pingdom?)"] * 2
+
+
+async def test_a_proxy_that_keeps_refusing_fails_with_what_was_hit(
+    pingdom_fake: FakePingdom, pingdom_settings: PingdomSettings, http: httpx.AsyncClient
+) -> None:
+    """After its bounded waits (Retry-After honoured, capped) the 429 fails, naming the limit."""
+    pingdom_fake.add_check(7)
+    sleeps = Sleeps()
+    pingdom = client(http, pingdom_settings, sleeps)
+    # A first answer reports plenty of quota left, as Pingdom would; then the proxy refuses.
+    await pingdom.checks()
+    pingdom_fake.proxy_429_next = 10
+    pingdom_fake.proxy_retry_after = "3600"
+    with pytest.raises(PingdomError, match="a proxy in front of Pingdom") as caught:
+        await pingdom.checks()
+    assert caught.value.status == 429
+    assert not isinstance(caught.value, QuotaExhausted)
+    assert sleeps.calls == [30.0, 30.0, 30.0]
