@@ -91,10 +91,11 @@ async def backfill(
     configured = [c.pingdom_check_id for c in config.checks]
     wanted = configured if check_ids is None else check_ids
     unknown = [check_id for check_id in wanted if check_id not in configured]
-    if unknown or not wanted:
-        print(
-            f"statusbridge: check(s) {unknown or wanted} not configured (configured: {configured})"
-        )
+    if not wanted:
+        print("statusbridge: no [[checks]] configured: nothing to backfill")
+        return 2
+    if unknown:
+        print(f"statusbridge: check(s) {unknown} not configured (configured: {configured})")
         return 2
     if until_s is not None and until_s >= since_s:
         print("statusbridge: --until must be less far back than --since")

@@ -229,6 +229,16 @@ def test_backfill_until_must_be_after_since(
     assert cachet_fake.requests == []
 
 
+def test_backfill_all_without_checks_says_so(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--all` over a config with no checks is a usage error, not a silent success."""
+    text = config_file.read_text()
+    config_file.write_text(text[: text.index("[[checks]]")])
+    assert main(["backfill", "--config", str(config_file), "--all"]) == 2
+    assert "no [[checks]] configured" in capsys.readouterr().out
+
+
 def test_check_refuses_dry_run(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`check` writes nothing anyway: a --dry-run before it is refused, not ignored."""
     assert main(["--dry-run", "check", "--config", str(config_file)]) == 2
