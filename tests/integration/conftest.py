@@ -71,9 +71,13 @@ def managed_containers(engine: httpx.Client, *, idle_pool: bool = False) -> list
 
 
 def task_container(engine: httpx.Client, task_id: str) -> dict[str, Any] | None:
-    """The container of one task (its ``io.ecs.task`` label), or None while there is none."""
+    """The container of one task, or None while there is none: a cold one carries the task in
+    its ``io.ecs.task`` label; a warm pool's container keeps its pool label (labels cannot
+    change) and is renamed ``ecs-{task_id}`` when the task takes it."""
     for container in managed_containers(engine, idle_pool=True):
-        if (container.get("Labels") or {}).get("io.ecs.task") == task_id:
+        if (container.get("Labels") or {}).get("io.ecs.task") == task_id or (
+            f"/ecs-{task_id}" in container["Names"]
+        ):
             return container
     return None
 
