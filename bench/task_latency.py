@@ -16,10 +16,13 @@ count, interleaved in small blocks so that drift on the machine hits all of them
    node's warm throughput is bound by how fast the engine makes new pooled containers.
 
 At each concurrency every way runs with that many closed-loop client threads; throughput
-is tasks per second of wall time. ECS's own stage histogram (``/metrics``, scraped before
-and after each level) splits its time by pipeline stage. Prints the tables and ratios and
-writes ``bench/results/task_latency.json`` and the ``task_latency`` block of
-``docs/performance.md``.
+is tasks per second of wall time. ECS deletes a container after answering, so after each
+ECS block the script waits until that ECS's containers are gone (and the pool refilled):
+no block's deletes run into the next way's block. For the cold way that wait counts in
+its wall time, as the bare sequence's deletes count in its own. ECS's own stage
+histogram (``/metrics``, scraped before and after each level) splits its time by stage.
+Prints the tables and ratios and writes ``bench/results/task_latency.json`` and the
+``task_latency`` block of ``docs/performance.md``.
 
     .venv/bin/python -m bench.task_latency --runs 40
 """
@@ -41,7 +44,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from bench.ecs_process import SOCKET, EcsServer
+from bench.ecs_process import SOCKET, EcsServer, containers_of
 from bench.report import ROOT, machine_line, write_block
 from bench.stages import stage_costs
 from bench.stats import percentile
@@ -129,13 +132,20 @@ def pool_full(server: EcsServer) -> bool:
     return False
 
 
-def wait_for_pool(server: EcsServer, timeout_s: float = 60) -> None:
-    """Until the warm pool refilled (not timed)."""
+def settle(server: EcsServer, keep: int, timeout_s: float = 60) -> float:
+    """Wait until ``server`` has at most ``keep`` containers on the engine (its removals
+    done, a warm pool refilled to ``keep``); the seconds it took.
+
+    ECS deletes after answering, so a block's last deletes would otherwise run into the
+    next way's block and slow it; the bare sequence deletes inside its own block.
+    """
+    started = time.perf_counter()
     deadline = time.monotonic() + timeout_s
-    while not pool_full(server):
+    while len(containers_of(server.instance_id)) > keep or (keep and not pool_full(server)):
         if time.monotonic() > deadline:
-            raise RuntimeError("the warm pool did not refill")
-        time.sleep(0.1)
+            raise RuntimeError(f"ECS {server.instance_id} did not settle to {keep} containers")
+        time.sleep(0.01)
+    return time.perf_counter() - started
 
 
 def ecs_run(ecs: httpx.Client) -> float:
@@ -217,7 +227,9 @@ def measure_level(
         for name, workers in ways.items():
             run_block(workers, warmup * concurrency)
             if name == ECS_WARM:
-                wait_for_pool(warm_server)
+                settle(warm_server, POOL_SIZE)
+            elif name == ECS:
+                settle(ecs_server, 0)
         block = 2 * concurrency
         samples: dict[str, list[float]] = {name: [] for name in ways}
         walls = dict.fromkeys(ways, 0.0)
@@ -226,10 +238,12 @@ def measure_level(
         for _ in tqdm(range(rounds), desc=f"concurrency {concurrency}", unit="round"):
             for name, workers in ways.items():
                 latencies, wall = run_block(workers, block)
+                if name == ECS:  # the block's work includes its deletes, as the bare one's
+                    wall += settle(ecs_server, 0)
+                elif name == ECS_WARM:  # its refill must not run into the other ways' blocks
+                    settle(warm_server, POOL_SIZE)
                 samples[name] += latencies
                 walls[name] += wall
-                if name == ECS_WARM:  # its refill must not run into the other ways' blocks
-                    wait_for_pool(warm_server)
         stages = [vars(c) for c in stage_costs(before, ecs_server.metrics())]
     finally:
         for engine, container in zip(execs, idle, strict=True):

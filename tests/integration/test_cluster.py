@@ -80,7 +80,7 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
             "ECS_CLUSTER__HEARTBEAT_S": "1",
             "ECS_CLUSTER__NODE_TIMEOUT_S": str(NODE_TIMEOUT_S),
             "ECS_MAX_CONCURRENT_TASKS": "2",
-            "ECS_LOG_LEVEL": "info",
+            "ECS_LOG_LEVEL": "debug",  # stages and removals, shown when a test fails
             **settings,
         }
         cluster = Cluster(tmp_path, redis, env)
@@ -100,6 +100,9 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
             cluster.balancer.stop()
         for node in cluster.nodes:
             node.stop()
+            # pytest shows a teardown's output only for a failed test: the nodes' side.
+            print(f"--- {node.log_path.name}, last lines ---")
+            print("\n".join(node.log().splitlines()[-60:]))
         cluster.redis.stop()
 
 
