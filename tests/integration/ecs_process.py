@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -67,7 +68,7 @@ class EcsProcess:
         answer.raise_for_status()
         return answer.text
 
-    def start(self) -> EcsProcess:
+    def start(self) -> Self:
         """Start and wait until quick health answers."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
