@@ -56,7 +56,7 @@ class EcsProcess:
         assert self.process is not None
         return self.process.pid
 
-    def __enter__(self) -> EcsProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
