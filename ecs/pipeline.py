@@ -142,10 +142,14 @@ class TaskRunner:
         if pooled is not None:
             assert self._warm is not None
             self._remover.track(pooled.container_id)
+            # A warm task is starting until its exec ended: the exec is the start, and a
+            # short task's whole time.
+            window = _StartWindow(self)
             try:
                 with self._stage("exec"):
                     return await self._warm.run(pooled, spec, task_id)
             finally:
+                window.close()
                 self._remover.remove_later(pooled.container_id)
         # Create first: asking the engine whether it has the image before every create
         # costs a round trip; a create that finds no image says so (404), and then we pull.
@@ -269,7 +273,8 @@ class TaskRunner:
 
 
 class _StartWindow:
-    """One task between its create and its start: counted in ``TaskRunner.starting``."""
+    """One task starting — a cold one between its create and its start, a warm one until
+    its exec ended — while background engine work gives way (``ecs.deferral``)."""
 
     def __init__(self, runner: TaskRunner) -> None:
         self._runner = runner

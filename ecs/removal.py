@@ -1,12 +1,8 @@
 """Removing task containers after the response, without making the client wait.
 
-Removals run one at a time, in the order they were asked for, and each waits while a
-task is between its create and its start: a delete is engine work like a start, and one
-running beside the next task's start slows that start. The wait ends ``max_defer_s``
-after the removal was *asked for*, not after it reached the head of the queue: under
-steady load some task is always starting, and a per-removal wait would let the backlog
-(live containers) grow without bound; this way a removal is at most ``max_defer_s``
-plus the engine's own delete time late, whatever the load.
+Removals run one at a time, in the order they were asked for, and each gives way to
+task starts for at most ``max_defer_s`` after it was asked for (``ecs.deferral``): a
+removal is at most that plus the engine's own delete time late, whatever the load.
 """
 
 from __future__ import annotations
@@ -14,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import stamina
 import structlog
 
+from ecs.deferral import MAX_DEFER_S, StartsDone, give_way_to_starts
 from ecs.docker import DockerClient
 from ecs.exceptions import EngineApiError, EngineUnreachable
 
@@ -33,8 +30,8 @@ class ContainerRemover:
         docker: DockerClient,
         on_stage: Callable[[str, float], None] = lambda _stage, _seconds: None,
         *,
-        starts_done: Callable[[float], Awaitable[None]] | None = None,
-        max_defer_s: float = 1.0,
+        starts_done: StartsDone | None = None,
+        max_defer_s: float = MAX_DEFER_S,
     ) -> None:
         self._docker = docker
         self._on_stage = on_stage
@@ -66,15 +63,10 @@ class ContainerRemover:
 
     async def _work(self) -> None:
         while self._queue:
-            await self._after_starts(asked_at=self._queue[0][1])
+            asked_at = self._queue[0][1]
+            await give_way_to_starts(self._starts_done, asked_at, self._max_defer_s)
             container_id, _asked_at = self._queue.popleft()
             await self._remove(container_id)
-
-    async def _after_starts(self, asked_at: float) -> None:
-        """Wait while tasks are starting, until ``max_defer_s`` after ``asked_at``."""
-        left_s = asked_at + self._max_defer_s - time.monotonic()
-        if self._starts_done is not None and left_s > 0:
-            await self._starts_done(left_s)
 
     async def _remove(self, container_id: str) -> None:
         started = time.perf_counter()

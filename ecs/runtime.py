@@ -152,7 +152,8 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         on_error=metrics.engine_error,
     )
     puller = ImagePuller(docker, settings.pull_policy, configured_credentials(settings))
-    # Removals wait for the tasks that are starting (the runner is made just below).
+    # Removals and pool refills give way to the tasks that are starting (the runner is
+    # made just below).
     remover = ContainerRemover(
         docker,
         on_stage=metrics.observe_stage,
@@ -167,7 +168,14 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
     allowlist = ImageAllowlist(settings.image_allowlist)
     # The runner's policy is refitted once the engine is known: pools read it then.
     warm = build_warm_path(
-        settings, docker, puller, remover, allowlist, lambda: runner.policy, metrics
+        settings,
+        docker,
+        puller,
+        remover,
+        allowlist,
+        lambda: runner.policy,
+        metrics,
+        starts_done=lambda timeout_s: runner.starts_done(timeout_s),
     )
     runner = TaskRunner(
         docker,

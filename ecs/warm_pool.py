@@ -4,8 +4,10 @@ For an image in ``warm_pools``, ECS keeps ``size`` containers of it running an i
 command, created with exactly the task sandbox (no network, no capabilities, limits,
 init) and labelled as pooled. A task for that image takes one, runs its command in it
 with ``exec`` (``ecs.warm_run``), and the container is removed after the task: one
-container, one task, never reused. The pool refills in the background; a task that
-finds it empty takes the cold path.
+container, one task, never reused. The pool refills in the background, giving way to
+task starts for a bounded time (``ecs.deferral``): making a container beside a warm
+task's exec would slow the very task the pool is there to speed up. A task that finds
+the pool empty takes the cold path.
 
 An idle container carries a deadline ``max_idle_s`` ahead, after which this pool
 replaces it: should this instance die, any janitor reaps its idle containers then.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from ecs.deferral import MAX_DEFER_S, StartsDone, give_way_to_starts
 from ecs.docker import DockerClient
 from ecs.exceptions import EcsError
 from ecs.imageref import ImageReference
@@ -79,6 +82,8 @@ class WarmPool:
         *,
         instance_id: str,
         on_refill: Callable[[float], None] = lambda _seconds: None,
+        starts_done: StartsDone | None = None,
+        max_defer_s: float = MAX_DEFER_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._docker = docker
@@ -88,12 +93,15 @@ class WarmPool:
         self._remover = remover
         self._instance_id = instance_id
         self._on_refill = on_refill
+        self._starts_done = starts_done
+        self._max_defer_s = max_defer_s
         self._clock = clock
         self._idle: deque[tuple[PooledContainer, float]] = deque()  # (container, made at)
         self._making = 0
         self._failures = 0  # refills failed in a row: the wait before the next grows
         self._entrypoint: tuple[str, ...] = ()
         self._wanted = asyncio.Event()
+        self._wanted_since: float | None = None  # monotonic: the refill asked for first
         self._filler: asyncio.Task[None] | None = None
         self._owned: set[str] = set()
 
@@ -120,7 +128,7 @@ class WarmPool:
             return
         entrypoint = (image.get("Config") or {}).get("Entrypoint") or []
         self._entrypoint = tuple(str(part) for part in entrypoint)
-        self._wanted.set()
+        self._want()
         self._filler = asyncio.create_task(self._fill_forever())
 
     def take(self) -> PooledContainer | None:
@@ -135,12 +143,17 @@ class WarmPool:
                 self._owned.discard(container.container_id)
                 return container
             self._discard(container)  # too old: its deadline label is near
-            self._wanted.set()
-        self._wanted.set()  # empty: make more now
+            self._want()
+        self._want()  # empty: make more
         return None
 
     def refill(self) -> None:
         """A task of this pool ended: make up the count."""
+        self._want()
+
+    def _want(self) -> None:
+        if self._wanted_since is None:
+            self._wanted_since = time.monotonic()
         self._wanted.set()
 
     async def close(self) -> None:
@@ -157,6 +170,9 @@ class WarmPool:
             await self._wanted.wait()
             self._wanted.clear()
             while len(self._idle) + self._making < self.shape.size:
+                if self._wanted_since is None:  # re-asked after a failed refill
+                    self._wanted_since = time.monotonic()
+                await give_way_to_starts(self._starts_done, self._wanted_since, self._max_defer_s)
                 self._making += 1
                 started = time.perf_counter()
                 try:
@@ -175,6 +191,8 @@ class WarmPool:
                 self._failures = 0
                 self._idle.append((container, self._clock()))
                 self._on_refill(time.perf_counter() - started)
+            else:
+                self._wanted_since = None  # full: the next refill is asked for anew
 
     async def _make(self) -> PooledContainer:
         shape = self.shape

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from ecs.config import Settings
+from ecs.deferral import StartsDone
 from ecs.demux import LogDemuxer
 from ecs.docker import DockerClient
 from ecs.exceptions import (
@@ -240,8 +241,11 @@ def build_warm_path(
     allowlist: ImageAllowlist,
     policy: Callable[[], ContainerPolicy],
     metrics: EcsMetrics,
+    starts_done: StartsDone | None = None,
 ) -> WarmPath | None:
-    """The warm pools of ``warm_pools``, checked like a task's image; None without any."""
+    """The warm pools of ``warm_pools``, checked like a task's image; None without any.
+
+    Their refills give way to task starts (``starts_done``), as removals do."""
     pools = []
     for index, pool in enumerate(settings.warm_pools):
         key = f"warm_pools[{index}].image"
@@ -269,6 +273,7 @@ def build_warm_path(
                 remover,
                 instance_id=settings.instance_id,
                 on_refill=metrics.pool_refilled,
+                starts_done=starts_done,
             )
         )
     if not pools:

@@ -44,6 +44,7 @@ class LifecycleEngine:
     calls: list[str] = field(default_factory=list)
     created: list[dict[str, Any]] = field(default_factory=list)  # every create body
     unreachable: bool = False
+    keep_running: bool = False  # started containers run until deleted (a warm pool's)
 
     def client(self) -> httpx.AsyncClient:
         """An httpx client whose transport is this engine."""
@@ -102,7 +103,7 @@ class LifecycleEngine:
             content += frame(2, outcome.stderr) if outcome.stderr else b""
             return httpx.Response(200, stream=_OneChunk(content))
         if action == "/start":
-            container["State"] = "exited"
+            container["State"] = "running" if self.keep_running else "exited"
             return httpx.Response(204)
         if action == "/wait":
             return httpx.Response(200, json={"StatusCode": outcome.exit_code, "Error": None})
@@ -112,6 +113,7 @@ class LifecycleEngine:
             state = {
                 "ExitCode": outcome.exit_code,
                 "OOMKilled": False,
+                "Running": container["State"] == "running",
                 "StartedAt": "2026-12-02T00:00:00.000000001Z",
                 "FinishedAt": "2026-12-02T00:00:00.005000000Z",
             }
