@@ -17,6 +17,7 @@ from typing import Protocol
 
 import structlog
 
+from ecs.deferral import StartTracker, StartWindow
 from ecs.demux import LogDemuxer
 from ecs.docker import DockerClient
 from ecs.exceptions import (
@@ -126,15 +127,7 @@ class TaskRunner:
         self._instance_id = instance_id
         self._output_cap = output_cap_bytes
         self._on_stage = on_stage
-        self._starting = 0
-        self._no_starts = asyncio.Event()
-        self._no_starts.set()
-
-    async def starts_done(self, timeout_s: float) -> None:
-        """Return when no task is starting, or after ``timeout_s``."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._no_starts.wait()
+        self.starts = StartTracker()  # background engine work gives way to starts
 
     async def run(self, spec: TaskSpec, task_id: str) -> TaskOutcome:
         """Run ``spec`` to completion and return its outcome."""
@@ -144,7 +137,7 @@ class TaskRunner:
             self._remover.track(pooled.container_id)
             # A warm task is starting until its exec ended: the exec is the start, and a
             # short task's whole time.
-            window = _StartWindow(self)
+            window = self.starts.begin()
             try:
                 with self._stage("exec"):
                     return await self._warm.run(pooled, spec, task_id)
@@ -155,14 +148,14 @@ class TaskRunner:
         # costs a round trip; a create that finds no image says so (404), and then we pull.
         with self._stage("pull"):
             pulled = await self._puller.pull_first(spec.image, spec.credentials)
-        window = _StartWindow(self)
+        window = self.starts.begin()
         try:
             return await self._run_cold(spec, task_id, pulled, window)
         finally:
             window.close()
 
     async def _run_cold(
-        self, spec: TaskSpec, task_id: str, pulled: bool, window: _StartWindow
+        self, spec: TaskSpec, task_id: str, pulled: bool, window: StartWindow
     ) -> TaskOutcome:
         try:
             with self._stage("create"):
@@ -213,7 +206,7 @@ class TaskRunner:
         return await self._docker.create_container(f"ecs-{task_id}", config)
 
     async def _run_created(
-        self, container_id: str, spec: TaskSpec, window: _StartWindow
+        self, container_id: str, spec: TaskSpec, window: StartWindow
     ) -> TaskOutcome:
         demuxer = LogDemuxer(self._output_cap)
         async with contextlib.AsyncExitStack() as attached:
@@ -270,25 +263,6 @@ class TaskRunner:
 
     def _stage(self, name: str) -> _StageTimer:
         return _StageTimer(name, self._on_stage)
-
-
-class _StartWindow:
-    """One task starting — a cold one between its create and its start, a warm one until
-    its exec ended — while background engine work gives way (``ecs.deferral``)."""
-
-    def __init__(self, runner: TaskRunner) -> None:
-        self._runner = runner
-        runner._starting += 1
-        runner._no_starts.clear()
-        self._open = True
-
-    def close(self) -> None:
-        """Started (or failed on the way): leave the window, once."""
-        if self._open:
-            self._open = False
-            self._runner._starting -= 1
-            if not self._runner._starting:
-                self._runner._no_starts.set()
 
 
 class _StageTimer:

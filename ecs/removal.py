@@ -15,7 +15,7 @@ from collections.abc import Callable
 import stamina
 import structlog
 
-from ecs.deferral import MAX_DEFER_S, StartsDone, give_way_to_starts
+from ecs.deferral import MAX_DEFER_S, Quiet, give_way_to_starts
 from ecs.docker import DockerClient
 from ecs.exceptions import EngineApiError, EngineUnreachable
 
@@ -30,12 +30,12 @@ class ContainerRemover:
         docker: DockerClient,
         on_stage: Callable[[str, float], None] = lambda _stage, _seconds: None,
         *,
-        starts_done: StartsDone | None = None,
+        quiet: Quiet | None = None,
         max_defer_s: float = MAX_DEFER_S,
     ) -> None:
         self._docker = docker
         self._on_stage = on_stage
-        self._starts_done = starts_done
+        self._quiet = quiet
         self._max_defer_s = max_defer_s
         # (container id, monotonic time its removal was asked for)
         self._queue: collections.deque[tuple[str, float]] = collections.deque()
@@ -64,7 +64,7 @@ class ContainerRemover:
     async def _work(self) -> None:
         while self._queue:
             asked_at = self._queue[0][1]
-            await give_way_to_starts(self._starts_done, asked_at, self._max_defer_s)
+            await give_way_to_starts(self._quiet, asked_at, self._max_defer_s)
             container_id, _asked_at = self._queue.popleft()
             await self._remove(container_id)
 

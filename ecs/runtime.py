@@ -157,7 +157,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
     remover = ContainerRemover(
         docker,
         on_stage=metrics.observe_stage,
-        starts_done=lambda timeout_s: runner.starts_done(timeout_s),
+        quiet=lambda timeout_s: runner.starts.quiet(timeout_s),
     )
     policy = ContainerPolicy(
         read_only_rootfs=settings.read_only_rootfs,
@@ -175,7 +175,7 @@ def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = No
         allowlist,
         lambda: runner.policy,
         metrics,
-        starts_done=lambda timeout_s: runner.starts_done(timeout_s),
+        quiet=lambda timeout_s: runner.starts.quiet(timeout_s),
     )
     runner = TaskRunner(
         docker,

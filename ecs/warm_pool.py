@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ecs.deferral import MAX_DEFER_S, StartsDone, give_way_to_starts
+from ecs.deferral import MAX_DEFER_S, Quiet, give_way_to_starts
 from ecs.docker import DockerClient
 from ecs.exceptions import EcsError
 from ecs.imageref import ImageReference
@@ -82,7 +82,7 @@ class WarmPool:
         *,
         instance_id: str,
         on_refill: Callable[[float], None] = lambda _seconds: None,
-        starts_done: StartsDone | None = None,
+        quiet: Quiet | None = None,
         max_defer_s: float = MAX_DEFER_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -93,7 +93,7 @@ class WarmPool:
         self._remover = remover
         self._instance_id = instance_id
         self._on_refill = on_refill
-        self._starts_done = starts_done
+        self._quiet = quiet
         self._max_defer_s = max_defer_s
         self._clock = clock
         self._idle: deque[tuple[PooledContainer, float]] = deque()  # (container, made at)
@@ -172,7 +172,7 @@ class WarmPool:
             while len(self._idle) + self._making < self.shape.size:
                 if self._wanted_since is None:  # re-asked after a failed refill
                     self._wanted_since = time.monotonic()
-                await give_way_to_starts(self._starts_done, self._wanted_since, self._max_defer_s)
+                await give_way_to_starts(self._quiet, self._wanted_since, self._max_defer_s)
                 self._making += 1
                 started = time.perf_counter()
                 try:

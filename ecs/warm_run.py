@@ -19,7 +19,7 @@ from collections.abc import Callable
 import structlog
 
 from ecs.config import Settings
-from ecs.deferral import StartsDone
+from ecs.deferral import Quiet
 from ecs.demux import LogDemuxer
 from ecs.docker import DockerClient
 from ecs.exceptions import (
@@ -261,11 +261,11 @@ def build_warm_path(
     allowlist: ImageAllowlist,
     policy: Callable[[], ContainerPolicy],
     metrics: EcsMetrics,
-    starts_done: StartsDone | None = None,
+    quiet: Quiet | None = None,
 ) -> WarmPath | None:
     """The warm pools of ``warm_pools``, checked like a task's image; None without any.
 
-    Their refills give way to task starts (``starts_done``), as removals do."""
+    Their refills give way to task starts (``quiet``), as removals do."""
     pools = []
     for index, pool in enumerate(settings.warm_pools):
         key = f"warm_pools[{index}].image"
@@ -293,7 +293,7 @@ def build_warm_path(
                 remover,
                 instance_id=settings.instance_id,
                 on_refill=metrics.pool_refilled,
-                starts_done=starts_done,
+                quiet=quiet,
             )
         )
     if not pools:

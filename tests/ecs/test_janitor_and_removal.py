@@ -144,7 +144,7 @@ async def test_removals_under_steady_starts_are_late_by_the_bound_once_not_each(
 
     transport = httpx.MockTransport(engine.handle)
     async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
-        remover = ContainerRemover(DockerClient(http), starts_done=always_starting, max_defer_s=0.2)
+        remover = ContainerRemover(DockerClient(http), quiet=always_starting, max_defer_s=0.2)
         for name in names:
             remover.track(name)
             remover.remove_later(name)
@@ -160,12 +160,12 @@ async def test_a_removal_waits_while_a_task_is_starting() -> None:
     container(engine, "c1", "me", deadline=NOW, created=NOW)
     started = asyncio.Event()
 
-    async def starts_done(timeout_s: float) -> None:
+    async def quiet(timeout_s: float) -> None:
         await started.wait()
 
     transport = httpx.MockTransport(engine.handle)
     async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
-        remover = ContainerRemover(DockerClient(http), starts_done=starts_done, max_defer_s=60)
+        remover = ContainerRemover(DockerClient(http), quiet=quiet, max_defer_s=60)
         remover.remove_later("c1")
         await asyncio.sleep(0.05)
         assert set(engine.containers) == {"c1"}

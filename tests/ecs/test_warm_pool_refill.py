@@ -27,7 +27,7 @@ SHAPE = PoolShape(
 
 
 class Starts:
-    """``TaskRunner.starts_done`` with a switch: a task is starting while ``busy``."""
+    """``StartTracker.quiet`` with a switch: a task is starting while ``busy``."""
 
     def __init__(self) -> None:
         self._idle = asyncio.Event()
@@ -59,7 +59,7 @@ def pool_on(engine: LifecycleEngine, starts: Starts, max_defer_s: float) -> Warm
         lambda: ContainerPolicy(),
         ContainerRemover(docker),
         instance_id="me",
-        starts_done=starts.done,
+        quiet=starts.done,
         max_defer_s=max_defer_s,
     )
 
