@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -368,7 +369,8 @@ def plot(results: dict[int, dict[str, Any]], path: Path) -> None:
         p90 = [level["ways"][n]["p90"] for n in names]
         errors = [[0] * len(names), [b - a for a, b in zip(p50, p90, strict=True)]]
         panel.bar(range(len(names)), p50, yerr=errors, capsize=4, color="#4a7ab5")
-        panel.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=7)
+        labels = [textwrap.fill(n, 16) for n in names]  # five ways side by side must not overlap
+        panel.set_xticks(range(len(names)), labels, fontsize=7)
         panel.set_ylabel("ms (p50, whisker to p90)")
         panel.set_title(f"concurrency {concurrency}")
     figure.tight_layout()

@@ -13,7 +13,10 @@ Module map (flat, like httpx: one pipeline; docs/architecture.md draws it):
                 workdir), imageref (references), image_policy (allowlist), pulls,
                 registry_auth, sandbox (the container's config), pipeline (pull →
                 create → start → wait → output → inspect), demux (the output stream),
-                removal (deleting containers after the answer), janitor (orphans)
+                removal (deleting containers after the answer), deferral (background
+                engine work gives way to task starts), janitor (orphans), warm_pool /
+                warm_run (warm pools; a task by exec in a pooled container), hijack
+                (an upgraded two-way engine stream: stdin, exec)
     the engine  docker (the API client), engine_version (negotiation), engine_probe
                 (version and runtime at start-up and in health)
     state       task_records (records, the store interface), sqlite_store (one node),
