@@ -52,7 +52,7 @@ class StartTracker:
                 while True:
                     await self._none_starting.wait()
                     left_s = self._last_start_ended + self._quiet_s - time.monotonic()
-                    if left_s <= 0 and self._none_starting.is_set():
+                    if left_s <= 0:
                         return
                     await asyncio.sleep(max(left_s, 0.0))
 

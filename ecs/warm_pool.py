@@ -170,9 +170,10 @@ class WarmPool:
             await self._wanted.wait()
             self._wanted.clear()
             while len(self._idle) + self._making < self.shape.size:
-                if self._wanted_since is None:  # re-asked after a failed refill
-                    self._wanted_since = time.monotonic()
-                await give_way_to_starts(self._quiet, self._wanted_since, self._max_defer_s)
+                asked_at = self._wanted_since
+                if asked_at is None:  # every wake-up comes through _want; to be safe
+                    asked_at = self._wanted_since = time.monotonic()
+                await give_way_to_starts(self._quiet, asked_at, self._max_defer_s)
                 self._making += 1
                 started = time.perf_counter()
                 try:
