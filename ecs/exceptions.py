@@ -194,6 +194,13 @@ class EngineConflict(EngineError):
     code = "engine_conflict"
 
 
+class PooledContainerGone(EngineError):
+    """A warm pool's container stopped before its task's command could start in it (its
+    idle command died, or it was killed): the task runs cold instead."""
+
+    code = "pooled_container_gone"
+
+
 class EngineUnauthorized(EngineError):
     """The engine refused the call's credentials."""
 

@@ -27,6 +27,7 @@ from ecs.exceptions import (
     FieldProblem,
     ImageNotFound,
     InvalidRequest,
+    PooledContainerGone,
 )
 from ecs.hijack import HijackedStream
 from ecs.imageref import ImageReference
@@ -133,17 +134,10 @@ class TaskRunner:
         """Run ``spec`` to completion and return its outcome."""
         pooled = self._warm.take(spec.image) if self._warm is not None else None
         if pooled is not None:
-            assert self._warm is not None
-            self._remover.track(pooled.container_id)
-            # A warm task is starting until its exec ended: the exec is the start, and a
-            # short task's whole time.
-            window = self.starts.begin()
             try:
-                with self._stage("exec"):
-                    return await self._warm.run(pooled, spec, task_id)
-            finally:
-                window.close()
-                self._remover.remove_later(pooled.container_id)
+                return await self._run_warm(pooled, spec, task_id)
+            except PooledContainerGone as gone:  # nothing ran: the task goes cold
+                log.warning("pooled_container_gone", error=gone.message)
         # Create first: asking the engine whether it has the image before every create
         # costs a round trip; a create that finds no image says so (404), and then we pull.
         with self._stage("pull"):
@@ -153,6 +147,19 @@ class TaskRunner:
             return await self._run_cold(spec, task_id, pulled, window)
         finally:
             window.close()
+
+    async def _run_warm(self, pooled: Pooled, spec: TaskSpec, task_id: str) -> TaskOutcome:
+        assert self._warm is not None
+        self._remover.track(pooled.container_id)
+        # A warm task is starting until its exec ended: the exec is the start, and a short
+        # task's whole time.
+        window = self.starts.begin()
+        try:
+            with self._stage("exec"):
+                return await self._warm.run(pooled, spec, task_id)
+        finally:
+            window.close()
+            self._remover.remove_later(pooled.container_id)
 
     async def _run_cold(
         self, spec: TaskSpec, task_id: str, pulled: bool, window: StartWindow

@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 
 _RETRY_AFTER_FAILURE_S = 5.0
 _MAX_RETRY_S = 300.0
+_STAYS_UP_S = 0.1  # a new pool container must run this long before the pool counts on it
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class WarmPool:
         self._idle: deque[tuple[PooledContainer, float]] = deque()  # (container, made at)
         self._making = 0
         self._failures = 0  # refills failed in a row: the wait before the next grows
+        self._retry_at = float("-inf")  # monotonic: no container is made before it
         self._entrypoint: tuple[str, ...] = ()
         self._wanted = asyncio.Event()
         self._wanted_since: float | None = None  # monotonic: the refill asked for first
@@ -151,6 +153,18 @@ class WarmPool:
         """A task of this pool ended: make up the count."""
         self._want()
 
+    def container_died(self) -> None:
+        """A taken container had stopped before its task: the next ones wait, as after a
+        failed refill, so an idle command that keeps dying does not churn the engine."""
+        log.warning("warm_pool_container_died", image=self.shape.image.familiar)
+        self._failed()
+
+    def _failed(self) -> None:
+        """One more failure in a row: no container is made before the backoff has passed."""
+        self._failures += 1
+        wait_s = min(_MAX_RETRY_S, _RETRY_AFTER_FAILURE_S * 2 ** (self._failures - 1))
+        self._retry_at = time.monotonic() + wait_s
+
     def _want(self) -> None:
         if self._wanted_since is None:
             self._wanted_since = time.monotonic()
@@ -170,6 +184,9 @@ class WarmPool:
             await self._wanted.wait()
             self._wanted.clear()
             while len(self._idle) + self._making < self.shape.size:
+                backoff_s = self._retry_at - time.monotonic()
+                if backoff_s > 0:
+                    await asyncio.sleep(backoff_s)
                 asked_at = self._wanted_since
                 if asked_at is None:  # every wake-up comes through _want; to be safe
                     asked_at = self._wanted_since = time.monotonic()
@@ -181,10 +198,7 @@ class WarmPool:
                 except EcsError as exc:
                     image = self.shape.image.familiar
                     log.warning("warm_pool_refill_failed", image=image, error=exc.message)
-                    self._failures += 1
-                    await asyncio.sleep(
-                        min(_MAX_RETRY_S, _RETRY_AFTER_FAILURE_S * 2 ** (self._failures - 1))
-                    )
+                    self._failed()
                     self._wanted.set()
                     break
                 finally:
@@ -216,12 +230,15 @@ class WarmPool:
         self._owned.add(container_id)
         try:
             await self._docker.start(container_id)
-            state = (await self._docker.inspect(container_id)).get("State", {})
-            if not state.get("Running"):
-                raise EcsError(
-                    f"pool container of {shape.image.familiar} exited at once (exit "
-                    f"{state.get('ExitCode')}): is {list(shape.idle_cmd)} in the image?"
-                )
+            # An idle command that cannot run ends within milliseconds, often after the
+            # start was answered (the init execs it then): give it that moment to show.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_STAYS_UP_S):
+                    code = await self._docker.wait(container_id)
+                    raise EcsError(
+                        f"pool container of {shape.image.familiar} exited at once (exit "
+                        f"{code}): is {list(shape.idle_cmd)} in the image?"
+                    )
         except BaseException:
             self._owned.discard(container_id)
             with contextlib.suppress(EcsError):

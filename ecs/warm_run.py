@@ -25,10 +25,13 @@ from ecs.docker import DockerClient
 from ecs.exceptions import (
     ConfigError,
     EcsError,
+    EngineConflict,
     EngineError,
+    EngineNotFound,
     EngineUnreachable,
     FieldProblem,
     InvalidRequest,
+    PooledContainerGone,
 )
 from ecs.hijack import HijackedStream
 from ecs.image_policy import ImageAllowlist
@@ -58,17 +61,27 @@ async def run_in_pooled(
     task_id: str,
     output_cap_bytes: int,
 ) -> TaskOutcome:
-    """Run ``spec`` in ``container`` (taken from its pool, never given back)."""
+    """Run ``spec`` in ``container`` (taken from its pool, never given back).
+
+    Raises ``PooledContainerGone`` when the container turns out to have stopped before
+    the command could start in it; nothing ran, and the caller runs the task cold.
+    """
     container_id = container.container_id
-    path = f"/containers/{container_id}"
-    # Its task's name, so the container reads as the task's from now on. The rename goes
-    # on beside the exec and is awaited after it: waiting for it before the exec starts
-    # cost a warm task ~6 ms (the engine writes the container's config to disk for it).
+    try:
+        exec_id = await _prepare_exec(docker, container, spec, policy)
+    except (EngineConflict, EngineNotFound) as exc:  # not running, or gone: nothing ran
+        raise PooledContainerGone(f"pooled container {container_id[:12]}: {exc}") from exc
+    # Its task's name, so the container reads as the task's from now on; only now, so a
+    # stopped one keeps its pool name and the task's cold container can take the task's.
+    # The rename goes on beside the exec and is awaited after it: waiting for it before
+    # the exec starts cost ~6 ms (the engine writes the container's config to disk).
     renamed = asyncio.ensure_future(
-        docker.call_json("POST", f"{path}/rename", params={"name": f"ecs-{task_id}"})
+        docker.call_json(
+            "POST", f"/containers/{container_id}/rename", params={"name": f"ecs-{task_id}"}
+        )
     )
     try:
-        return await _run_exec(docker, container, spec, policy, output_cap_bytes)
+        return await _run_exec(docker, container_id, spec, exec_id, output_cap_bytes)
     finally:
         try:
             await renamed
@@ -78,33 +91,11 @@ async def run_in_pooled(
 
 async def _run_exec(
     docker: DockerClient,
-    container: PooledContainer,
+    container_id: str,
     spec: TaskSpec,
-    policy: ContainerPolicy,
+    exec_id: str,
     output_cap_bytes: int,
 ) -> TaskOutcome:
-    container_id = container.container_id
-    path = f"/containers/{container_id}"
-    wanted = (spec.memory_mb, spec.cpus, spec.pids)
-    if wanted != (container.memory_mb, container.cpus, container.pids):
-        limits = resource_limits(spec.memory_mb, spec.cpus, spec.pids, policy)
-        await docker.call_json("POST", f"{path}/update", body=limits)
-    # The cold path's engine makes the workdir; an exec does not.
-    directories = [spec.workdir] if spec.workdir is not None else []
-    if spec.files or directories:
-        await _write_files(docker, container_id, spec.files, directories)
-    exec_config = {
-        "Cmd": [*container.entrypoint, *spec.cmd],
-        "Env": [f"{key}={value}" for key, value in spec.env.items()],
-        "AttachStdin": spec.stdin is not None,
-        "AttachStdout": True,
-        "AttachStderr": True,
-        "Tty": False,
-    }
-    if spec.workdir is not None:
-        exec_config["WorkingDir"] = spec.workdir
-    created = await docker.call_json("POST", f"{path}/exec", body=exec_config)
-    exec_id = str(created["Id"])
     demuxer = LogDemuxer(output_cap_bytes)
     started = time.time()
     began = time.perf_counter()
@@ -148,6 +139,33 @@ async def _run_exec(
         stderr_truncated=demuxer.stderr.truncated,
         duration_ms=duration_ms,
     )
+
+
+async def _prepare_exec(
+    docker: DockerClient, container: PooledContainer, spec: TaskSpec, policy: ContainerPolicy
+) -> str:
+    """The task's limits and files in the container, and its exec created: its id."""
+    path = f"/containers/{container.container_id}"
+    wanted = (spec.memory_mb, spec.cpus, spec.pids)
+    if wanted != (container.memory_mb, container.cpus, container.pids):
+        limits = resource_limits(spec.memory_mb, spec.cpus, spec.pids, policy)
+        await docker.call_json("POST", f"{path}/update", body=limits)
+    # The cold path's engine makes the workdir; an exec does not.
+    directories = [spec.workdir] if spec.workdir is not None else []
+    if spec.files or directories:
+        await _write_files(docker, container.container_id, spec.files, directories)
+    exec_config = {
+        "Cmd": [*container.entrypoint, *spec.cmd],
+        "Env": [f"{key}={value}" for key, value in spec.env.items()],
+        "AttachStdin": spec.stdin is not None,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+    }
+    if spec.workdir is not None:
+        exec_config["WorkingDir"] = spec.workdir
+    created = await docker.call_json("POST", f"{path}/exec", body=exec_config)
+    return str(created["Id"])
 
 
 async def _write_files(
@@ -220,12 +238,19 @@ class WarmPath:
         if pool is None:
             return None
         container = pool.take()
-        self._metrics.pool_taken(hit=container is not None)
+        if container is None:
+            self._metrics.pool_taken(hit=False)
         return container
 
     async def run(self, container: Pooled, spec: TaskSpec, task_id: str) -> TaskOutcome:
-        """The task in ``container``; its pool refills once it ended."""
+        """The task in ``container``; its pool refills once it ended.
+
+        A hit counts once the command could start in it; a container found stopped
+        (``PooledContainerGone``, raised to the caller, which runs the task cold) is a miss.
+        """
         assert isinstance(container, PooledContainer)
+        pool = self._pools[spec.image.familiar]
+        hit = True
         try:
             return await run_in_pooled(
                 self._docker,
@@ -235,8 +260,13 @@ class WarmPath:
                 task_id=task_id,
                 output_cap_bytes=self._output_cap,
             )
+        except PooledContainerGone:
+            hit = False
+            pool.container_died()
+            raise
         finally:
-            self._pools[spec.image.familiar].refill()
+            self._metrics.pool_taken(hit=hit)
+            pool.refill()
 
     def owns(self, container_id: str) -> bool:
         """An idle container of some pool (the janitor leaves it alone)."""

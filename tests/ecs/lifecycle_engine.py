@@ -8,6 +8,7 @@ given by the test (``outcome``); everything the client asked is in ``calls``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -106,6 +107,8 @@ class LifecycleEngine:
             container["State"] = "running" if self.keep_running else "exited"
             return httpx.Response(204)
         if action == "/wait":
+            if container["State"] == "running":  # until it stops: here, never
+                return httpx.Response(200, stream=_Never())
             return httpx.Response(200, json={"StatusCode": outcome.exit_code, "Error": None})
         if action == "/kill":
             return _message(409, f"container {container_id} is not running")
@@ -132,6 +135,14 @@ class _OneChunk(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield self._data
+
+
+class _Never(httpx.AsyncByteStream):
+    """The body of a wait on a container that keeps running: it never comes."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        await asyncio.Event().wait()
+        yield b""
 
 
 def _message(status: int, message: str) -> httpx.Response:

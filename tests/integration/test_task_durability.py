@@ -67,8 +67,8 @@ def test_kill_9_then_restart_settles_every_task(tmp_path: Path, engine: httpx.Cl
             first.wait()
         finally:
             first.stop()
-        # The running task's container is left by the crash (the others were removed).
-        assert wait_until(lambda: len(managed_containers(engine)) == 1, 10)
+        # The running task's container is left by the crash; so may be a finished task's
+        # whose removal was waiting for a quiet node (ecs.deferral): the next start sweeps.
         assert task_container(engine, running_id) is not None
         receiver.statuses = [200]
         second = EcsProcess(tmp_path / "second.log", **settings).start()

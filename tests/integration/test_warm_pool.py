@@ -169,3 +169,26 @@ def test_an_idle_command_the_image_lacks_leaves_tasks_cold(
     assert metric(server.url, "ecs_pool_hits_total") == 0
     assert metric(server.url, "ecs_pool_idle") == 0
     assert metric(server.url, "ecs_pool_misses_total") == 1
+
+
+def test_a_task_whose_pooled_container_died_runs_cold(
+    start_ecs: Callable[..., Any], engine: httpx.Client
+) -> None:
+    """An idle container killed behind ECS's back (the OOM killer, an operator) is found
+    stopped when a task takes it: the task runs cold, right, and counts as a miss."""
+    server = start_ecs(warm_pools=[{"image": IMAGE, "size": 1}])
+    instance = server.settings.instance_id
+    assert wait_until(lambda: metric(server.url, "ecs_pool_idle") == 1, 20)
+    (idle,) = pool_containers(engine, instance)
+    engine.post(f"/containers/{idle['Id']}/kill").raise_for_status()
+    assert wait_until(
+        lambda: engine.get(f"/containers/{idle['Id']}/json").json()["State"]["Running"] is False,
+        10,
+    )
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        answer = client.post("/v1.1/tasks", json={"docker_image": IMAGE, "cmd": ["echo", "cold"]})
+    assert answer.status_code == 201
+    assert base64.b64decode(answer.json()["stdout"]) == b"cold\n"
+    assert answer.json()["exitCode"] == 0
+    assert metric(server.url, "ecs_pool_hits_total") == 0
+    assert metric(server.url, "ecs_pool_misses_total") == 1
