@@ -97,7 +97,10 @@ class WarmTasks(Protocol):
         """An idle container of ``image`` for one task, or None (take the cold path)."""
 
     async def run(self, container: Pooled, spec: TaskSpec, task_id: str) -> TaskOutcome:
-        """Run ``spec`` in ``container``; the caller removes it afterwards."""
+        """Run ``spec`` in ``container``; the caller removes it afterwards.
+
+        ``PooledContainerGone`` means it had stopped and nothing ran: run the task cold.
+        """
 
 
 def new_task_id() -> str:
