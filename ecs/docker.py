@@ -337,6 +337,8 @@ class DockerClient:
             url = await self._path(path, versioned)
             with self._translated(method, path):
                 response = await self._http.request(method, url, params=params, json=body, **extra)
+            if response.status_code < 400:  # the common case: no error body to read
+                return response
             message = _engine_message(response.content)
             if versioned and first_attempt and is_version_refusal(response.status_code, message):
                 await self._renegotiate(used or self._version, message)
