@@ -182,6 +182,8 @@ def plot(samples: dict[str, list[float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.plots import save_figure
+
     labels = [
         "sync",
         "async\nend to end",
@@ -202,10 +204,7 @@ def plot(samples: dict[str, list[float]], path: Path) -> None:
     tasks.set_title("a trivial task, end to end")
     submits.boxplot([samples[k] for k in keys[2:]], tick_labels=labels[2:], showfliers=False)
     submits.set_title("time to the 202")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path, dpi=100)
 
 
 def main() -> int:

@@ -131,6 +131,8 @@ def plot(samples: dict[str, list[float]], results: dict[str, Any], path: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.plots import save_figure
+
     figure, (tasks, limits) = plt.subplots(1, 2, figsize=(10, 4))
     tasks.boxplot(
         [samples["one_node"], samples["two_nodes"]],
@@ -148,10 +150,7 @@ def plot(samples: dict[str, list[float]], results: dict[str, Any], path: Path) -
         showfliers=False,
     )
     limits.set_title("authenticated _noop")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path, dpi=100)
 
 
 def main() -> int:

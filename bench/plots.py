@@ -10,10 +10,19 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from bench.stats import Sample, Summary, windows
 
 DPI = 80  # with 8x4.5 in figures this keeps each PNG well under 200 KB
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> None:
+    """Lay ``fig`` out, write it to ``path`` (its folder made if need be), free it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def percentiles_vs_concurrency(

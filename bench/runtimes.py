@@ -34,7 +34,6 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +42,13 @@ import matplotlib.pyplot as plt
 from tqdm import tqdm
 
 from bench.ecs_process import EcsServer
-from bench.plots import DPI
+from bench.plots import save_figure
 from bench.report import ROOT, engine_version, fmt_ms, memory_gib, write_block
 from bench.stages import stage_costs, stage_totals
 from bench.stats import percentile
 from bench.task_latency import engine_client
 from ecs.demux import LogDemuxer
+from ecs.pipeline import parse_engine_time
 from ecs.sandbox import ContainerPolicy, ContainerRequest, container_config
 
 IMAGE = "local/busybox:1"
@@ -147,22 +147,10 @@ def schedule(
     return steps
 
 
-def engine_time(text: str) -> datetime | None:
-    """The engine's RFC 3339 time (nanoseconds, ``Z``) as an aware datetime; None if unset."""
-    if not text or text.startswith("0001-"):
-        return None
-    head, _, fraction = text.rstrip("Z").partition(".")
-    fraction = (fraction + "000000")[:6]
-    try:
-        return datetime.fromisoformat(f"{head}.{fraction}+00:00")
-    except ValueError:
-        return None
-
-
 def run_time_ms(state: Mapping[str, Any]) -> float:
     """StartedAt → FinishedAt of an inspected container, in ms (what ECS's durationMs is)."""
-    started = engine_time(str(state.get("StartedAt", "")))
-    finished = engine_time(str(state.get("FinishedAt", "")))
+    started = parse_engine_time(str(state.get("StartedAt", "")))
+    finished = parse_engine_time(str(state.get("FinishedAt", "")))
     if started is None or finished is None:
         return float("nan")
     # A container that exits before the engine records its start has FinishedAt earlier
@@ -560,9 +548,7 @@ def plot(results: Mapping[str, Any], runtimes: Sequence[str], path: Path) -> Non
         axis.grid(True, axis="y", which="both", alpha=0.3)
         axis.set_ylabel("ms, log scale" if logarithmic else "ms")
     axes[0][0].legend(fontsize="small", title="bar p50, whisker p90", title_fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def as_json(

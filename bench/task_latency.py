@@ -362,6 +362,8 @@ def plot(results: dict[int, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.plots import save_figure
+
     figure, panels = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
     for panel, (concurrency, level) in zip(panels[0], results.items(), strict=True):
         names = list(level["ways"])
@@ -373,10 +375,7 @@ def plot(results: dict[int, dict[str, Any]], path: Path) -> None:
         panel.set_xticks(range(len(names)), labels, fontsize=7)
         panel.set_ylabel("ms (p50, whisker to p90)")
         panel.set_title(f"concurrency {concurrency}")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path, dpi=100)
 
 
 def main() -> int:

@@ -315,14 +315,14 @@ def _not_found(spec: TaskSpec, error: EngineNotFound) -> ImageNotFound:
 
 
 def _run_time_ms(state: Mapping[str, object]) -> int:
-    started = _parse_engine_time(str(state.get("StartedAt", "")))
-    finished = _parse_engine_time(str(state.get("FinishedAt", "")))
+    started = parse_engine_time(str(state.get("StartedAt", "")))
+    finished = parse_engine_time(str(state.get("FinishedAt", "")))
     if started is None or finished is None or finished < started:
         return 0
     return int((finished - started).total_seconds() * 1000)
 
 
-def _parse_engine_time(text: str) -> datetime | None:
+def parse_engine_time(text: str) -> datetime | None:
     """The engine's RFC 3339 times carry nanoseconds, which ``fromisoformat`` refuses."""
     if not text or text.startswith("0001-"):
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from ecs.config import load_settings
 from ecs.exceptions import ConfigError, Overloaded
 from ecs.health import parse_quick
 from ecs.imageref import parse_image_reference
-from ecs.pipeline import _run_time_ms
+from ecs.pipeline import _run_time_ms, parse_engine_time
 from ecs.registry_auth import Credentials, credentials_for, registry_auth_header
 from ecs.sandbox import (
     GVISOR_BASE_PIDS,
@@ -200,3 +201,12 @@ def test_no_runtime_setting_leaves_the_engine_default() -> None:
     """Without `runtime` the create body names none, so the engine's default applies."""
     request = ContainerRequest("a:b", ["true"], {}, memory_mb=64, cpus=1, pids=16)
     assert "Runtime" not in container_config(request, ContainerPolicy(), {})["HostConfig"]
+
+
+def test_engine_times_keep_microseconds_and_refuse_the_zero_time() -> None:
+    """Nanosecond RFC 3339 times parse to the microsecond; the engine's unset time is None."""
+    parsed = parse_engine_time("2026-12-02T01:06:00.262877136Z")
+    assert parsed is not None
+    assert (parsed.second, parsed.microsecond, parsed.utcoffset()) == (0, 262877, timedelta(0))
+    assert parse_engine_time("0001-01-01T00:00:00Z") is None
+    assert parse_engine_time("") is None
