@@ -43,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 _RETRY_AFTER_FAILURE_S = 5.0
 _MAX_RETRY_S = 300.0
-_STAYS_UP_S = 0.1  # a new pool container must run this long before the pool counts on it
+_STAYS_UP_S = 0.5  # a new pool container must run this long before the pool counts on it
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class WarmPool:
         on_refill: Callable[[float], None] = lambda _seconds: None,
         quiet: Quiet | None = None,
         max_defer_s: float = MAX_DEFER_S,
+        stays_up_s: float = _STAYS_UP_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._docker = docker
@@ -96,6 +97,7 @@ class WarmPool:
         self._on_refill = on_refill
         self._quiet = quiet
         self._max_defer_s = max_defer_s
+        self._stays_up_s = stays_up_s
         self._clock = clock
         self._idle: deque[tuple[PooledContainer, float]] = deque()  # (container, made at)
         self._making = 0
@@ -233,7 +235,7 @@ class WarmPool:
             # An idle command that cannot run ends within milliseconds, often after the
             # start was answered (the init execs it then): give it that moment to show.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_STAYS_UP_S):
+                async with asyncio.timeout(self._stays_up_s):
                     code = await self._docker.wait(container_id)
                     raise EcsError(
                         f"pool container of {shape.image.familiar} exited at once (exit "

@@ -61,6 +61,7 @@ def pool_on(engine: LifecycleEngine, starts: Starts, max_defer_s: float) -> Warm
         instance_id="me",
         quiet=starts.done,
         max_defer_s=max_defer_s,
+        stays_up_s=0.01,  # the fake's containers run until deleted: no need to watch long
     )
 
 
