@@ -161,7 +161,7 @@ def test_kill_9_twenty_times_mid_sync_leaves_exactly_the_expected_points(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.4, 1.6))
+        time.sleep(rng.uniform(0.8, 3.0))
         process.kill()
         process.wait(timeout=30)
         posts_seen.append(sum(r.method == "POST" for r in cachet.requests))
