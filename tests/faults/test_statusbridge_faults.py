@@ -153,7 +153,7 @@ def test_kill_9_twenty_times_mid_sync_leaves_exactly_the_expected_points(
     config = write_config(tmp_path / "sb.toml", pingdom, cachet, tmp_path / "state.sqlite3")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STATUSBRIDGE_")}
     rng = random.Random(7)
-    posts_seen = []
+    posts_seen = [0]
     for _ in range(20):
         process = subprocess.Popen(
             [sys.executable, "-m", "statusbridge", "once", "--config", str(config)],
@@ -161,13 +161,34 @@ def test_kill_9_twenty_times_mid_sync_leaves_exactly_the_expected_points(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.8, 3.0))
+        # The kill point is a random number of point writes into the run, not a time: how
+        # long the daemon takes to start varies with the machine's load, and a kill by the
+        # clock lands before the first write on a slow day or after the last on a fast one.
+        kill_after = posts(cachet) + rng.randint(3, 25)
+        running = wait_for(lambda: posts(cachet) >= kill_after or process.poll() is not None)
+        assert running and process.poll() is None, "the run ended before its kill point"
         process.kill()
         process.wait(timeout=30)
-        posts_seen.append(sum(r.method == "POST" for r in cachet.requests))
-    # The kills landed while points were being written, not before or after every run.
-    assert len(set(posts_seen)) > 5, posts_seen
+        posts_seen.append(posts(cachet))
+    # Every kill landed mid-sync: each run wrote some points and none finished the backfill.
+    assert posts_seen == sorted(set(posts_seen)), posts_seen
     assert_exact_points(cachet, run_to_the_newest_bucket(config))
+    assert posts(cachet) > posts_seen[-1], "the last run had nothing left to write"
+
+
+def posts(cachet: FakeCachet) -> int:
+    """How many POSTs Cachet has answered so far."""
+    return sum(r.method == "POST" for r in list(cachet.requests))
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> bool:
+    """Poll ``condition`` every 2 ms until it holds (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.002)
+    return False
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):
