@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +165,9 @@ def test_kill_9_twenty_times_mid_sync_leaves_exactly_the_expected_points(
         # The kill point is a random number of point writes into the run, not a time: how
         # long the daemon takes to start varies with the machine's load, and a kill by the
         # clock lands before the first write on a slow day or after the last on a fast one.
-        kill_after = posts(cachet) + rng.randint(3, 25)
-        running = wait_for(lambda: posts(cachet) >= kill_after or process.poll() is not None)
-        assert running and process.poll() is None, "the run ended before its kill point"
+        kill_point = partial(reached, process, cachet, posts(cachet) + rng.randint(3, 25))
+        assert wait_for(kill_point), "no kill point within a minute"
+        assert process.poll() is None, "the run ended before its kill point"
         process.kill()
         process.wait(timeout=30)
         posts_seen.append(posts(cachet))
@@ -179,6 +180,11 @@ def test_kill_9_twenty_times_mid_sync_leaves_exactly_the_expected_points(
 def posts(cachet: FakeCachet) -> int:
     """How many POSTs Cachet has answered so far."""
     return sum(r.method == "POST" for r in list(cachet.requests))
+
+
+def reached(process: subprocess.Popen[bytes], cachet: FakeCachet, count: int) -> bool:
+    """Cachet has answered ``count`` POSTs, or ``process`` ended first."""
+    return posts(cachet) >= count or process.poll() is not None
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> bool:
