@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ecs.engine_network import EngineTransport
 from ecs.engine_version import (
     ApiRange,
     ApiVersion,
@@ -56,10 +57,10 @@ def engine_http_client(
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     parts = urlsplit(docker_host)
     if parts.scheme == "unix":
-        transport = httpx.AsyncHTTPTransport(uds=parts.path, limits=limits)
+        transport = EngineTransport(uds=parts.path, limits=limits)
         return httpx.AsyncClient(transport=transport, base_url="http://docker", timeout=timeout)
     if parts.scheme in ("tcp", "http"):
-        transport = httpx.AsyncHTTPTransport(limits=limits)
+        transport = EngineTransport(limits=limits)
         return httpx.AsyncClient(
             transport=transport, base_url=f"http://{parts.netloc}", timeout=timeout
         )

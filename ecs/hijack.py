@@ -34,7 +34,14 @@ class HijackedStream:
 
     def close_write(self) -> None:
         """Half-close: the other side reads end-of-file; reading goes on."""
-        raw = self._stream.get_extra_info("socket")
+        # On ECS's engine transport (ecs.engine_network): the asyncio transport's half-close
+        # sends what it still buffers first, where a raw shutdown would cut it off.
+        transport = self._stream.get_extra_info("transport")
+        if transport is not None:
+            with contextlib.suppress(OSError, RuntimeError):  # already closed
+                transport.write_eof()
+            return
+        raw = self._stream.get_extra_info("socket")  # any other httpcore stream
         if isinstance(raw, socket.socket):
             with contextlib.suppress(OSError):  # already closed is closed enough
                 raw.shutdown(socket.SHUT_WR)

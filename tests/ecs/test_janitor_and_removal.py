@@ -172,3 +172,43 @@ async def test_a_removal_waits_while_a_task_is_starting() -> None:
         started.set()
         await remover.drain()
     assert engine.containers == {}
+
+
+async def test_a_backlog_of_removals_goes_in_batches_in_order() -> None:
+    """Ten removals waiting for a quiet node go to the engine at most four at a time,
+    oldest first, and all of them end up done."""
+    engine = LifecycleEngine()
+    names = [f"c{i}" for i in range(10)]
+    for name in names:
+        container(engine, name, "me", deadline=NOW, created=NOW)
+    in_flight = 0
+    most_in_flight = 0
+    deleted: list[str] = []
+
+    async def slow_deletes(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most_in_flight
+        if request.method != "DELETE":
+            return engine.handle(request)
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        deleted.append(request.url.path.rsplit("/", 1)[1])
+        return engine.handle(request)
+
+    transport = httpx.MockTransport(slow_deletes)
+    async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
+        remover = ContainerRemover(DockerClient(http), batch_size=4)
+        for name in names:
+            remover.track(name)
+            remover.remove_later(name)
+        await remover.drain()
+    assert engine.containers == {}
+    assert most_in_flight == 4
+    # Batch by batch in the order asked for (within a batch, whichever finishes first).
+    assert [set(deleted[i : i + 4]) for i in (0, 4, 8)] == [
+        set(names[0:4]),
+        set(names[4:8]),
+        set(names[8:10]),
+    ]
+    assert not any(remover.owns(name) for name in names)
