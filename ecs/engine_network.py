@@ -68,9 +68,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 await self._writer.drain()
 
     async def aclose(self) -> None:
-        """Close both ways. The transport closes the socket on the loop's next turn; not
-        waiting for that keeps a close from ever blocking a caller."""
-        self._writer.close()
+        """Hang up now, both ways, dropping whatever is still unsent (as anyio's close does).
+
+        A plain ``close`` would first wait to send the transport's buffer, and a task that
+        never reads its stdin never takes it: the connection would outlive its task.
+        """
+        self._writer.transport.abort()
 
     async def start_tls(
         self,
