@@ -59,7 +59,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 return await self._reader.read(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        """Send ``buffer``; wait only while the transport's buffer is over its limit."""
+        """Send ``buffer``; return once all of it is handed to the kernel (see ``_configured``)."""
         if not buffer:
             return
         with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
@@ -152,6 +152,10 @@ def _configured(
     writer: asyncio.StreamWriter,
     socket_options: Iterable[SocketOption] | None,
 ) -> AsyncioStream:
+    # A write waits until the transport's buffer is empty, not merely under 64 KiB: a
+    # stream is closed by aborting it (``aclose``), and a task's stdin written just before
+    # its close must all be on its way by then.
+    writer.transport.set_write_buffer_limits(high=0)
     sock = writer.get_extra_info("socket")
     for option in socket_options or ():
         sock.setsockopt(*option)
