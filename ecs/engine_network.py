@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,10 +22,6 @@ import httpx
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 )
-
-# The most a stream reader buffers before it stops reading from the socket: httpcore
-# reads 64 KiB at a time, so one read's worth is enough.
-_READ_LIMIT = 64 * 1024
 
 
 def _deadline(timeout: float | None) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -46,7 +41,9 @@ def _mapped(timeout_error: type[Exception], os_error: type[Exception]) -> Iterat
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One connection: an asyncio stream reader and writer."""
+    """One connection: an asyncio stream reader and writer. No TLS: the engine is reached
+    over plain HTTP (``ecs.docker.engine_http_client``), so httpcore's ``start_tls``, which
+    refuses, stays as it is."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -75,18 +72,6 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         """
         self._writer.transport.abort()
 
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Upgrade to TLS in place (``https://`` through this backend)."""
-        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
-            async with _deadline(timeout):
-                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
-        return self
-
     def get_extra_info(self, info: str) -> Any:
         """What httpcore asks of a connection: mainly whether an idle one is still usable."""
         if info == "is_readable":
@@ -101,13 +86,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return self._writer.transport
         if info == "socket":
             return self._writer.get_extra_info("socket")
-        if info == "client_addr":
-            return self._writer.get_extra_info("sockname")
-        if info == "server_addr":
-            return self._writer.get_extra_info("peername")
-        if info == "ssl_object":
-            return self._writer.get_extra_info("ssl_object")
-        return None
+        return None  # e.g. "ssl_object": the engine connection is plain HTTP
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
@@ -125,9 +104,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local = (local_address, 0) if local_address else None
         with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
             async with _deadline(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=local, limit=_READ_LIMIT
-                )
+                reader, writer = await asyncio.open_connection(host, port, local_addr=local)
         return _configured(reader, writer, socket_options)
 
     async def connect_unix_socket(
@@ -139,7 +116,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         """Connect to the unix socket at ``path``."""
         with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
             async with _deadline(timeout):
-                reader, writer = await asyncio.open_unix_connection(path, limit=_READ_LIMIT)
+                reader, writer = await asyncio.open_unix_connection(path)
         return _configured(reader, writer, socket_options)
 
     async def sleep(self, seconds: float) -> None:

@@ -26,6 +26,7 @@ from statusbridge.pingdom_cachet.job import PingdomSyncJob
 from statusbridge.pingdom_cachet.pingdom import PingdomClient
 from statusbridge.pingdom_cachet.state import StateFile
 from statusbridge.pingdom_cachet.sync import SyncContext
+from tests.integration.conftest import wait_until
 from tests.integration.ecs_process import free_port
 from tests.statusbridge.fake_cachet import FakeCachet, Request, Response
 from tests.statusbridge.fake_ecs import MetricsServer
@@ -166,7 +167,8 @@ def test_kill_9_twenty_times_mid_sync_leaves_exactly_the_expected_points(
         # long the daemon takes to start varies with the machine's load, and a kill by the
         # clock lands before the first write on a slow day or after the last on a fast one.
         kill_point = partial(reached, process, cachet, posts(cachet) + rng.randint(3, 25))
-        assert wait_for(kill_point), "no kill point within a minute"
+        # Every 2 ms: a point write takes 4 ms here, so the kill lands within one of it.
+        assert wait_until(kill_point, 60, every_s=0.002), "no kill point within a minute"
         assert process.poll() is None, "the run ended before its kill point"
         process.kill()
         process.wait(timeout=30)
@@ -185,16 +187,6 @@ def posts(cachet: FakeCachet) -> int:
 def reached(process: subprocess.Popen[bytes], cachet: FakeCachet, count: int) -> bool:
     """Cachet has answered ``count`` POSTs, or ``process`` ended first."""
     return posts(cachet) >= count or process.poll() is not None
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> bool:
-    """Poll ``condition`` every 2 ms until it holds (True) or ``timeout_s`` passes (False)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):

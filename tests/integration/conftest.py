@@ -82,13 +82,16 @@ def task_container(engine: httpx.Client, task_id: str) -> dict[str, Any] | None:
     return None
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    """Poll ``condition`` until it holds or the time is up; return whether it held."""
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float = 30.0, *, every_s: float = 0.05
+) -> bool:
+    """Poll ``condition`` every ``every_s`` until it holds or the time is up; return
+    whether it held."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return True
-        time.sleep(0.05)
+        time.sleep(every_s)
     return condition()
 
 
