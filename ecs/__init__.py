@@ -17,8 +17,9 @@ Module map (flat, like httpx: one pipeline; docs/architecture.md draws it):
                 engine work gives way to task starts), janitor (orphans), warm_pool /
                 warm_run (warm pools; a task by exec in a pooled container), hijack
                 (an upgraded two-way engine stream: stdin, exec)
-    the engine  docker (the API client), engine_network (its httpx transport on
-                asyncio streams), engine_version (negotiation), engine_probe
+    the engine  docker (the API client), engine_http (its requests, straight to an
+                httpx transport), engine_network (that transport on asyncio streams),
+                engine_version (negotiation), engine_probe
                 (version and runtime at start-up and in health)
     state       task_records (records, the store interface), sqlite_store (one node),
                 redis_store (the cluster), backends (which one), cluster (heartbeats,

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -15,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from ecs import API_VERSION, __version__
 from ecs.auth import TASK_PATHS, AuthMiddleware
 from ecs.config import Settings
+from ecs.engine_http import EngineHttp
 from ecs.error_responses import install_error_handlers
 from ecs.exceptions import EcsError
 from ecs.janitor import ReapMode
@@ -27,7 +27,7 @@ from ecs.task_routes import router as task_router
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings, *, engine_http: httpx.AsyncClient | None = None) -> FastAPI:
+def create_app(settings: Settings, *, engine_http: EngineHttp | None = None) -> FastAPI:
     """Build ECS for ``settings``; ``engine_http`` replaces the engine connection in tests."""
 
     runtime = build_runtime(settings, engine_http)

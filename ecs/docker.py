@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ecs.engine_http import EngineHttp
 from ecs.engine_network import EngineTransport
 from ecs.engine_version import (
     ApiRange,
@@ -47,8 +48,8 @@ _PODMAN_STATE_CONFLICT = "container state improper"
 
 def engine_http_client(
     docker_host: str, *, connect_timeout_s: float, call_timeout_s: float
-) -> httpx.AsyncClient:
-    """Build the one httpx client that talks to the engine at ``docker_host``.
+) -> EngineHttp:
+    """Build the one HTTP client that talks to the engine at ``docker_host``.
 
     ``unix:///path`` uses the socket; ``tcp://host:port`` and ``http://host:port`` use TCP.
     """
@@ -58,12 +59,10 @@ def engine_http_client(
     parts = urlsplit(docker_host)
     if parts.scheme == "unix":
         transport = EngineTransport(uds=parts.path, limits=limits)
-        return httpx.AsyncClient(transport=transport, base_url="http://docker", timeout=timeout)
+        return EngineHttp(transport, base_url="http://docker", timeout=timeout)
     if parts.scheme in ("tcp", "http"):
         transport = EngineTransport(limits=limits)
-        return httpx.AsyncClient(
-            transport=transport, base_url=f"http://{parts.netloc}", timeout=timeout
-        )
+        return EngineHttp(transport, base_url=f"http://{parts.netloc}", timeout=timeout)
     raise ValueError(f"docker_host {docker_host!r} must start with unix://, tcp:// or http://")
 
 
@@ -72,7 +71,7 @@ class DockerClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: EngineHttp,
         *,
         pull_timeout_s: float = 300.0,
         pinned_api_version: ApiVersion | None = None,
@@ -148,7 +147,11 @@ class DockerClient:
         headers = {"X-Registry-Auth": registry_auth} if registry_auth else {}
         params = {"fromImage": repository, "tag": tag}
         async with self._stream(
-            "POST", "/images/create", params=params, headers=headers, timeout=self._pull_timeout_s
+            "POST",
+            "/images/create",
+            params=params,
+            headers=headers,
+            timeout=httpx.Timeout(self._pull_timeout_s),
         ) as response:
             async for line in response.aiter_lines():
                 if not line.strip():
@@ -231,16 +234,15 @@ class DockerClient:
         """POST ``path`` asking the engine to upgrade it to a raw two-way stream (attach,
         exec start); the stream is closed when the block ends."""
         url = await self._path(path, True)
-        request = self._http.build_request(
-            "POST",
-            url,
-            params=params,
-            json=body,
-            headers={"Connection": "Upgrade", "Upgrade": "tcp"},
-            timeout=httpx.Timeout(None, connect=self._http.timeout.connect),
-        )
         with self._translated("POST", path):
-            response = await self._http.send(request, stream=True)
+            response = await self._http.open(
+                "POST",
+                url,
+                params=params,
+                json=body,
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                timeout=httpx.Timeout(None, connect=self._http.timeout.connect),
+            )
         try:
             if response.status_code >= 400:
                 self._check(response.status_code, await response.aread(), "POST", path)
@@ -282,7 +284,8 @@ class DockerClient:
         """Unpack a tar archive into the container at ``path`` (before it starts)."""
         with self._translated("PUT", "/containers/{id}/archive"):
             url = await self._path(f"/containers/{container_id}/archive", True)
-            response = await self._http.put(
+            response = await self._http.send(
+                "PUT",
                 url,
                 params={"path": path},
                 content=archive,
@@ -329,15 +332,16 @@ class DockerClient:
         *,
         params: Mapping[str, str] | None = None,
         body: JsonObject | None = None,
-        timeout: httpx.Timeout | float | None = None,
+        timeout: httpx.Timeout | None = None,
         versioned: bool = True,
     ) -> httpx.Response:
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         for first_attempt in (True, False):
             used = self._version
             url = await self._path(path, versioned)
             with self._translated(method, path):
-                response = await self._http.request(method, url, params=params, json=body, **extra)
+                response = await self._http.send(
+                    method, url, params=params, json=body, timeout=timeout
+                )
             if response.status_code < 400:  # the common case: no error body to read
                 return response
             message = _engine_message(response.content)
@@ -383,16 +387,15 @@ class DockerClient:
         *,
         params: Mapping[str, str],
         headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | float | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> AsyncIterator[httpx.Response]:
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         for first_attempt in (True, False):
             used = self._version
             url = await self._path(path, True)
             # Errors while the caller reads the stream pass through the same seam.
             with self._translated(method, path):
                 async with self._http.stream(
-                    method, url, params=params, headers=headers, **extra
+                    method, url, params=params, headers=headers, timeout=timeout
                 ) as response:
                     if response.status_code < 400:
                         yield response

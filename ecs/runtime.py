@@ -18,6 +18,7 @@ from ecs.callbacks import CallbackSender
 from ecs.cluster import ClusterNode
 from ecs.config import Settings, pinned_api_version
 from ecs.docker import DockerClient, engine_http_client
+from ecs.engine_http import EngineHttp
 from ecs.engine_probe import EngineReport, probe_engine
 from ecs.exceptions import ConfigError, FieldProblem, InvalidRequest
 from ecs.image_policy import ImageAllowlist
@@ -50,7 +51,7 @@ class Runtime:
     """Engine client, pipeline, admission control and cleanup of one ECS process."""
 
     settings: Settings
-    engine_http: httpx.AsyncClient
+    engine_http: EngineHttp
     docker: DockerClient
     remover: ContainerRemover
     runner: TaskRunner
@@ -137,7 +138,7 @@ def load_keys(settings: Settings) -> KeyStore | None:
         raise ConfigError(f"credentials_file: {exc}") from exc
 
 
-def build_runtime(settings: Settings, engine_http: httpx.AsyncClient | None = None) -> Runtime:
+def build_runtime(settings: Settings, engine_http: EngineHttp | None = None) -> Runtime:
     """Assemble the runtime; ``engine_http`` lets tests hand in their own client."""
     http = engine_http or engine_http_client(
         settings.docker_host,

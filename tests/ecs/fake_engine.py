@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ecs.engine_http import EngineHttp
+
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 
 
@@ -27,9 +29,11 @@ class FakeEngine:
     podman: bool = False
     calls: list[str] = field(default_factory=list)
 
-    def client(self) -> httpx.AsyncClient:
-        """An httpx client whose transport is this engine."""
-        return httpx.AsyncClient(transport=httpx.MockTransport(self.handle), base_url="http://d")
+    def client(self) -> EngineHttp:
+        """ECS's engine HTTP client with this engine as its transport."""
+        return EngineHttp(
+            httpx.MockTransport(self.handle), base_url="http://d", timeout=httpx.Timeout(5.0)
+        )
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request as dockerd would."""

@@ -11,11 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from ecs.engine_http import EngineHttp
+
+# What answers a request in place of the engine, as httpx.MockTransport takes it.
+Handler = (
+    Callable[[httpx.Request], httpx.Response]
+    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+)
 
 _VERSIONED = re.compile(r"^/v\d+\.\d+(/.*)$")
 _CONTAINER = re.compile(r"^/containers/([^/]+)(/\w+)?$")
@@ -47,9 +55,11 @@ class LifecycleEngine:
     unreachable: bool = False
     keep_running: bool = False  # started containers run until deleted (a warm pool's)
 
-    def client(self) -> httpx.AsyncClient:
-        """An httpx client whose transport is this engine."""
-        return httpx.AsyncClient(transport=httpx.MockTransport(self.handle), base_url="http://d")
+    def client(self, handler: Handler | None = None) -> EngineHttp:
+        """ECS's engine HTTP client with this engine (or ``handler`` in front of it) as its
+        transport."""
+        transport = httpx.MockTransport(handler or self.handle)
+        return EngineHttp(transport, base_url="http://d", timeout=httpx.Timeout(5.0))
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request as dockerd would."""

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ecs.docker import DockerClient, engine_http_client
+from ecs.engine_http import EngineHttp
 from ecs.exceptions import EngineUnreachable
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[bool]]
@@ -69,7 +70,7 @@ async def unix_server(tmp_path: Path, handler: Handler) -> AsyncIterator[RawServ
         yield raw
 
 
-def client_for(tmp_path: Path, *, call_timeout_s: float = 5.0) -> httpx.AsyncClient:
+def client_for(tmp_path: Path, *, call_timeout_s: float = 5.0) -> EngineHttp:
     """ECS's engine client on the test socket."""
     return engine_http_client(
         f"unix://{tmp_path / 'engine.sock'}", connect_timeout_s=1.0, call_timeout_s=call_timeout_s
@@ -86,7 +87,7 @@ async def keep_alive(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 async def test_calls_share_one_kept_alive_connection(tmp_path: Path) -> None:
     """Three calls in a row go over one connection and read their JSON answers."""
     async with unix_server(tmp_path, keep_alive) as server, client_for(tmp_path) as http:
-        answers = [(await http.get("/version")).json() for _ in range(3)]
+        answers = [(await http.send("GET", "/version")).json() for _ in range(3)]
     assert answers == [json.loads(VERSION)] * 3
     assert server.connections == 1
     assert server.requests == ["GET /version HTTP/1.1"] * 3
@@ -104,9 +105,9 @@ async def test_an_idle_connection_the_engine_closed_is_not_reused(tmp_path: Path
         return False
 
     async with unix_server(tmp_path, answer_then_hang_up) as server, client_for(tmp_path) as http:
-        first = await http.get("/version")
+        first = await http.send("GET", "/version")
         await asyncio.sleep(0.05)  # the close reaches the client while it is idle
-        second = await http.get("/version")
+        second = await http.send("GET", "/version")
     assert first.status_code == second.status_code == 200
     assert server.connections == 2
 
@@ -120,7 +121,7 @@ async def test_a_silent_engine_times_out_as_httpx_read_timeout(tmp_path: Path) -
 
     async with unix_server(tmp_path, silent), client_for(tmp_path, call_timeout_s=0.2) as http:
         with pytest.raises(httpx.ReadTimeout):
-            await http.get("/version")
+            await http.send("GET", "/version")
         with pytest.raises(EngineUnreachable, match="in time"):
             await DockerClient(http).version()
 
@@ -129,7 +130,7 @@ async def test_a_missing_socket_is_a_connect_error(tmp_path: Path) -> None:
     """No engine listening: httpx's ConnectError, and EngineUnreachable from DockerClient."""
     async with client_for(tmp_path) as http:
         with pytest.raises(httpx.ConnectError):
-            await http.get("/version")
+            await http.send("GET", "/version")
         with pytest.raises(EngineUnreachable, match="unreachable"):
             await DockerClient(http).version()
 
@@ -145,7 +146,7 @@ async def test_the_tcp_form_connects_too() -> None:
             f"tcp://127.0.0.1:{port}", connect_timeout_s=1.0, call_timeout_s=5.0
         ) as http,
     ):
-        assert (await http.get("/version")).json() == json.loads(VERSION)
+        assert (await http.send("GET", "/version")).json() == json.loads(VERSION)
     assert raw.connections == 1
 
 

@@ -10,6 +10,7 @@ import pytest
 import stamina
 
 from ecs.docker import DockerClient
+from ecs.engine_http import EngineHttp
 from ecs.janitor import Janitor, ReapMode
 from ecs.removal import ContainerRemover
 from tests.ecs.lifecycle_engine import LifecycleEngine
@@ -40,7 +41,7 @@ def container(
     }
 
 
-def janitor(engine: LifecycleEngine, http: httpx.AsyncClient, owned: set[str]) -> Janitor:
+def janitor(engine: LifecycleEngine, http: EngineHttp, owned: set[str]) -> Janitor:
     """A janitor of instance "me" with a 30 s margin and a 60 s creation grace."""
     return Janitor(
         DockerClient(http),
@@ -100,7 +101,7 @@ async def test_removal_retries_an_engine_that_stops_answering_for_a_while() -> N
         engine.unreachable = request.method == "DELETE" and next(failures)
         return real(request)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(flaky), base_url="http://d") as http:
+    async with engine.client(flaky) as http:
         remover = ContainerRemover(DockerClient(http))
         remover.track("c1")
         remover.remove_later("c1")
@@ -120,7 +121,7 @@ async def test_removal_that_keeps_failing_gives_up_and_leaves_it_to_the_janitor(
         engine.unreachable = request.method == "DELETE"
         return real(request)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(down), base_url="http://d") as http:
+    async with engine.client(down) as http:
         remover = ContainerRemover(DockerClient(http))
         remover.track("c1")
         remover.remove_later("c1")
@@ -142,8 +143,7 @@ async def test_removals_under_steady_starts_are_late_by_the_bound_once_not_each(
         waits.append(timeout_s)
         await asyncio.sleep(timeout_s)
 
-    transport = httpx.MockTransport(engine.handle)
-    async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
+    async with engine.client() as http:
         remover = ContainerRemover(DockerClient(http), quiet=always_starting, max_defer_s=0.2)
         for name in names:
             remover.track(name)
@@ -163,8 +163,7 @@ async def test_a_removal_waits_while_a_task_is_starting() -> None:
     async def quiet(timeout_s: float) -> None:
         await started.wait()
 
-    transport = httpx.MockTransport(engine.handle)
-    async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
+    async with engine.client() as http:
         remover = ContainerRemover(DockerClient(http), quiet=quiet, max_defer_s=60)
         remover.remove_later("c1")
         await asyncio.sleep(0.05)
@@ -196,8 +195,7 @@ async def test_a_backlog_of_removals_goes_in_batches_in_order() -> None:
         deleted.append(request.url.path.rsplit("/", 1)[1])
         return engine.handle(request)
 
-    transport = httpx.MockTransport(slow_deletes)
-    async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
+    async with engine.client(slow_deletes) as http:
         remover = ContainerRemover(DockerClient(http), batch_size=4)
         for name in names:
             remover.track(name)

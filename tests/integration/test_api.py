@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ecs.config import PullPolicy
-from ecs.docker import DockerClient
+from ecs.docker import DockerClient, engine_http_client
 from ecs.engine_version import ECS_API_RANGE
 from ecs.imageref import parse_image_reference
 from ecs.pulls import ImagePuller
@@ -151,9 +151,8 @@ def test_health_is_red_when_the_engine_is_unreachable(start_ecs: Any, tmp_path: 
     """Comprehensive health turns red (503) with details when the engine does not answer."""
     server = start_ecs()
     # Point the running ECS at a socket nobody listens on.
-    dead = httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=str(tmp_path / "nobody.sock")),
-        base_url="http://docker",
+    dead = engine_http_client(
+        f"unix://{tmp_path / 'nobody.sock'}", connect_timeout_s=5, call_timeout_s=5
     )
     server.app.state.runtime.docker = DockerClient(dead)
     with httpx.Client(base_url=server.url) as client:
@@ -315,8 +314,8 @@ async def test_concurrent_pulls_of_one_reference_share_one_pull(
             pulls += 1
             await super().pull(repository, tag, registry_auth)
 
-    http = httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=engine_target.socket), base_url="http://docker"
+    http = engine_http_client(
+        f"unix://{engine_target.socket}", connect_timeout_s=5, call_timeout_s=60
     )
     async with http:
         puller = ImagePuller(CountingDocker(http), PullPolicy.ALWAYS, {})
