@@ -108,6 +108,11 @@ def new_task_id() -> str:
     return uuid.uuid4().hex
 
 
+def container_name(task_id: str) -> str:
+    """The name of the container that runs task ``task_id``."""
+    return f"ecs-{task_id}"
+
+
 class TaskRunner:
     """Runs one task at a time per call; share one instance across requests."""
 
@@ -170,6 +175,12 @@ class TaskRunner:
         try:
             with self._stage("create"):
                 container_id = await self._create(spec, task_id)
+        except asyncio.CancelledError:
+            # Cancelled (a DELETE, a client hanging up) while the create was on its way:
+            # the engine may have made the container all the same, and its id never came
+            # back. Remove it by its name; a 404 means it was never made.
+            self._remover.remove_later(container_name(task_id))
+            raise
         except EngineNotFound as exc:
             if pulled:  # pulled a moment ago and still missing: nothing more to try
                 raise _not_found(spec, exc) from exc
@@ -213,7 +224,7 @@ class TaskRunner:
         deadline = int(time.time() + spec.timeout_s)
         labels = container_labels(self._instance_id, task_id, deadline)
         config = container_config(request, self.policy, labels)
-        return await self._docker.create_container(f"ecs-{task_id}", config)
+        return await self._docker.create_container(container_name(task_id), config)
 
     async def _run_created(
         self, container_id: str, spec: TaskSpec, window: StartWindow

@@ -37,7 +37,7 @@ from ecs.hijack import HijackedStream
 from ecs.image_policy import ImageAllowlist
 from ecs.imageref import ImageReference, InvalidReference, parse_image_reference
 from ecs.metrics import EcsMetrics
-from ecs.pipeline import KILLED_EXIT_CODE, Pooled, TaskOutcome, TaskSpec
+from ecs.pipeline import KILLED_EXIT_CODE, Pooled, TaskOutcome, TaskSpec, container_name
 from ecs.pulls import ImagePuller
 from ecs.removal import ContainerRemover
 from ecs.sandbox import ContainerPolicy, resource_limits
@@ -77,7 +77,7 @@ async def run_in_pooled(
     # the exec starts cost ~6 ms (the engine writes the container's config to disk).
     renamed = asyncio.ensure_future(
         docker.call_json(
-            "POST", f"/containers/{container_id}/rename", params={"name": f"ecs-{task_id}"}
+            "POST", f"/containers/{container_id}/rename", params={"name": container_name(task_id)}
         )
     )
     try:

@@ -95,8 +95,10 @@ class LifecycleEngine:
         if body["Image"] not in self.images:
             return _message(404, f"No such image: {body['Image']}")
         container_id = f"c{len(self.calls):06d}"
+        name = request.url.params.get("name")
         self.containers[container_id] = {
             "Id": container_id,
+            "Names": [f"/{name}"] if name else [],
             "Labels": body.get("Labels", {}),
             "Created": 0,
             "State": "created",
@@ -104,10 +106,15 @@ class LifecycleEngine:
         }
         return httpx.Response(201, json={"Id": container_id, "Warnings": []})
 
-    def _container(self, method: str, container_id: str, action: str) -> httpx.Response:
-        container = self.containers.get(container_id)
+    def _container(self, method: str, id_or_name: str, action: str) -> httpx.Response:
+        # As dockerd does, a container is found by its id or by its name.
+        container = self.containers.get(id_or_name) or next(
+            (c for c in self.containers.values() if f"/{id_or_name}" in c.get("Names", [])),
+            None,
+        )
         if container is None:
-            return _message(404, f"No such container: {container_id}")
+            return _message(404, f"No such container: {id_or_name}")
+        container_id = container["Id"]
         outcome = self.outcome
         if action == "/attach":
             content = frame(1, outcome.stdout) if outcome.stdout else b""
